@@ -1,0 +1,1 @@
+"""Training recipes for Granite-style encoders (see issue: trainer/)."""
