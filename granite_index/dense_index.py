@@ -68,7 +68,9 @@ class DenseIndex:
     >>> idx.search(query_vectors, k=2).ids
     """
 
-    def __init__(self, dim: int, kind: IndexKind = "flat", *, device: Device = "auto", **params: Any) -> None:
+    def __init__(
+        self, dim: int, kind: IndexKind = "flat", *, device: Device = "auto", **params: Any
+    ) -> None:
         if kind not in ("flat", "hnsw", "ivfpq"):
             raise ValueError(f"kind must be 'flat', 'hnsw' or 'ivfpq'; got {kind!r}")
         if not isinstance(dim, int) or dim <= 0:
@@ -131,7 +133,9 @@ class DenseIndex:
         vectors = check_matrix(vectors, "vectors", self.dim)
         ids_arr = np.asarray(ids)
         if ids_arr.ndim != 1 or not np.issubdtype(ids_arr.dtype, np.integer):
-            raise TypeError(f"ids must be a 1-D array of integers; got {ids_arr.dtype} {ids_arr.shape}")
+            raise TypeError(
+                f"ids must be a 1-D array of integers; got {ids_arr.dtype} {ids_arr.shape}"
+            )
         ids_arr = ids_arr.astype(np.int64)
         if len(ids_arr) != len(vectors):
             raise ValueError(f"{len(ids_arr)} ids but {len(vectors)} vectors")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,12 +57,18 @@ class SearchResult:
         return self._source()._external_ids(self.ids)
 
     def to_arrow(self, *, with_documents: bool = True) -> pa.Table:
-        """One row per hit: ``query``, ``rank``, ``id``, ``score`` (+ ``text``, ``metadata``)."""
+        """One row per hit: ``query``, ``rank``, ``id``, ``score`` (+ ``text``, ``metadata`` as JSON text)."""
         return self._source()._hits_table(self, with_documents=with_documents)
 
     def to_pandas(self, *, with_documents: bool = True) -> pd.DataFrame:
-        """As :meth:`to_arrow`, as a pandas DataFrame."""
-        return self.to_arrow(with_documents=with_documents).to_pandas()
+        """As :meth:`to_arrow`, as a pandas DataFrame, with ``metadata`` decoded to dicts."""
+        table = self.to_arrow(with_documents=with_documents)
+        df = table.to_pandas()
+        if "metadata" in table.column_names:
+            df["metadata"] = [
+                None if m is None else json.loads(m) for m in table.column("metadata").to_pylist()
+            ]
+        return df
 
 
 def empty_result(n_queries: int, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,9 +14,8 @@ from tqdm.auto import tqdm
 
 from granite_index._validate import check_texts
 from granite_index.encoders.pooling import POOLERS
-from granite_index.encoders.st_config import Pooling
 from granite_index.encoders.resolve import ModelSource, resolve_model
-from granite_index.encoders.st_config import read_folder_config
+from granite_index.encoders.st_config import Pooling, read_folder_config
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -169,22 +168,39 @@ class DenseEncoder:
     def dim(self) -> int:
         return self.config.dim
 
-    def encode_queries(self, texts: Any, *, batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
+    def encode_queries(
+        self, texts: Any, *, batch_size: int | None = None, show_progress: Any = False
+    ) -> np.ndarray:
         """Encode queries (with the query prefix). Returns float32 (n_queries, dim)."""
-        return self.encode(texts, prefix=self.config.query_prefix, batch_size=batch_size, show_progress=show_progress)
+        return self.encode(
+            texts,
+            prefix=self.config.query_prefix,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
 
     def encode_documents(
-        self, texts: Any, *, batch_size: int | None = None, show_progress: bool = False
+        self, texts: Any, *, batch_size: int | None = None, show_progress: Any = False
     ) -> np.ndarray:
         """Encode documents (with the document prefix). Returns float32 (n_docs, dim)."""
         return self.encode(
-            texts, prefix=self.config.document_prefix, batch_size=batch_size, show_progress=show_progress
+            texts,
+            prefix=self.config.document_prefix,
+            batch_size=batch_size,
+            show_progress=show_progress,
         )
 
     def encode(
-        self, texts: Any, *, prefix: str = "", batch_size: int | None = None, show_progress: bool = False
+        self,
+        texts: Any,
+        *,
+        prefix: str = "",
+        batch_size: int | None = None,
+        show_progress: Any = False,
     ) -> np.ndarray:
         """Encode texts as given (plus ``prefix``). Returns float32 (n, dim), L2-normalised if configured.
+
+        ``show_progress`` is a bool, or a tqdm bar to advance (for one bar over several calls).
 
         Texts are tokenised once, sorted by token length and padded per batch, so a batch
         holds texts of similar length and little compute goes to padding.
@@ -192,13 +208,22 @@ class DenseEncoder:
         texts = check_texts(texts)
         bs = batch_size or self.batch_size
         enc = self.tokenizer(
-            [prefix + t for t in texts], truncation=True, max_length=self.config.max_length, padding=False
+            [prefix + t for t in texts],
+            truncation=True,
+            max_length=self.config.max_length,
+            padding=False,
         )
         lengths = np.fromiter((len(x) for x in enc["input_ids"]), dtype=np.int64, count=len(texts))
         order = np.argsort(-lengths, kind="stable")
         keys = [k for k in enc if k in self._forward_keys]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with tqdm(total=len(texts), disable=not show_progress, unit="doc", desc="encode") as bar:
+        own_bar = not hasattr(show_progress, "update")
+        bar = (
+            tqdm(total=len(texts), disable=not show_progress, unit="doc", desc="encode")
+            if own_bar
+            else show_progress
+        )
+        try:
             for start in range(0, len(texts), bs):
                 idx = order[start : start + bs]
                 batch = self.tokenizer.pad(
@@ -206,12 +231,18 @@ class DenseEncoder:
                 )
                 out[idx] = self._forward(batch)
                 bar.update(len(idx))
+        finally:
+            if own_bar:
+                bar.close()
         return out
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         batch = {k: v.to(self.device) for k, v in batch.items()}
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None),
+        ):
             hidden = self.model(**batch).last_hidden_state
         emb = self._pool(hidden.float(), batch["attention_mask"])
         if self.config.normalize:

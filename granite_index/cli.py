@@ -1,0 +1,303 @@
+"""The ``granite-index`` command line: index, search, eval, info."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from granite_index.errors import GraniteIndexError
+
+MODES = ["dense"]
+
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="granite-index")
+def main() -> None:
+    """granite-index: dense (and soon sparse and hybrid) retrieval over Lance-persisted collections."""
+
+
+def _open_or_create(
+    path: Path, model: str | None, index: str, precision: str, batch_size: int
+) -> Any:
+    from granite_index.collection import Collection
+
+    if (path / "manifest.json").is_file():
+        col = Collection.open(path, precision=precision, batch_size=batch_size)
+        if model is not None and col.manifest.encoder["model"] != model:
+            raise click.UsageError(
+                f"{path} was built with model {col.manifest.encoder['model']!r}, not {model!r}; "
+                "choose another --out / --collection"
+            )
+        return col
+    return Collection.create(
+        path, model=model, index=index, precision=precision, batch_size=batch_size
+    )
+
+
+def _index_dataset(
+    data: Any,
+    path: Path,
+    model: str | None,
+    index: str,
+    precision: str,
+    batch_size: int,
+    chunk: int,
+) -> tuple[Any, float, int]:
+    from granite_index.indexing import index_corpus
+
+    col = _open_or_create(path, model, index, precision, batch_size)
+    metadata = [{"title": t} if t else None for t in data.titles]
+    t0 = time.perf_counter()
+    added = index_corpus(col, data.doc_ids, data.documents(), metadata, chunk_size=chunk)
+    return col, time.perf_counter() - t0, added
+
+
+_model_opt = click.option(
+    "--model",
+    default=None,
+    help="Dense model: local folder, HF id, or default (bundled all-MiniLM-L6-v2).",
+)
+_index_opt = click.option(
+    "--index",
+    "index_kind",
+    type=click.Choice(["flat", "hnsw", "ivfpq"]),
+    default="flat",
+    show_default=True,
+    help="FAISS index kind.",
+)
+_precision_opt = click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+    help="Encoding precision (auto: bf16 where the hardware has it).",
+)
+_batch_opt = click.option(
+    "--batch-size",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Texts per forward pass.",
+)
+_chunk_opt = click.option(
+    "--chunk",
+    default=2048,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Documents per commit (an interrupted run resumes from the last one).",
+)
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Collection folder to create (or resume).",
+)
+@_model_opt
+@_index_opt
+@_precision_opt
+@_batch_opt
+@_chunk_opt
+def index(
+    data_dir: Path,
+    out: Path,
+    model: str | None,
+    index_kind: str,
+    precision: str,
+    batch_size: int,
+    chunk: int,
+) -> None:
+    """Build a collection from a BEIR-format folder (corpus.jsonl); re-running resumes."""
+    from granite_index.eval import load_beir
+
+    try:
+        data = load_beir(data_dir, split=_any_split(data_dir))
+        col, seconds, added = _index_dataset(
+            data, out, model, index_kind, precision, batch_size, chunk
+        )
+    except (GraniteIndexError, ValueError, TypeError, FileNotFoundError) as exc:
+        _fail(exc)
+    rate = added / seconds if seconds > 0 and added else 0.0
+    click.echo(
+        f"indexed {added} new documents ({len(col)} in all) into {out} in {seconds:.1f}s ({rate:.1f} docs/s)"
+    )
+
+
+def _any_split(data_dir: Path) -> str:
+    splits = sorted(p.stem for p in (data_dir / "qrels").glob("*.tsv"))
+    return "test" if "test" in splits or not splits else splits[0]
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("query")
+@click.option("-k", default=10, show_default=True, type=click.IntRange(1), help="Hits to show.")
+@click.option("--mode", type=click.Choice(MODES), default="dense", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON lines.")
+def search(path: Path, query: str, k: int, mode: str, as_json: bool) -> None:
+    """Search a collection with one query."""
+    from granite_index.collection import Collection
+
+    try:
+        col = Collection.open(path)
+        hits = col.search([query], k=k, mode=mode).to_pandas()
+    except (GraniteIndexError, ValueError, TypeError) as exc:
+        _fail(exc)
+    for row in hits.itertuples():
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "rank": row.rank,
+                        "id": row.id,
+                        "score": float(row.score),
+                        "text": row.text,
+                        "metadata": row.metadata,
+                    }
+                )
+            )
+        else:
+            click.echo(f"{row.rank:>3}  {row.score:.4f}  {row.id}  {_snippet(row.text)}")
+
+
+def _snippet(text: str, width: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@main.command(name="eval")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="dense",
+    show_default=True,
+    help="Retriever to evaluate.",
+)
+@click.option("--split", default="test", show_default=True, help="Qrels split to evaluate on.")
+@click.option(
+    "--collection",
+    "col_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Collection to use; built (or resumed) there if incomplete. Default: a temporary one.",
+)
+@_model_opt
+@_index_opt
+@_precision_opt
+@_batch_opt
+@click.option(
+    "-k",
+    "depth",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Retrieval depth per query.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object (ndcg@10, recall@100, mrr@10, n_queries, mode, ...).",
+)
+@click.option(
+    "--example/--no-example", default=False, help="Also show one query with its top hits."
+)
+def eval_cmd(
+    data_dir: Path,
+    mode: str,
+    split: str,
+    col_path: Path | None,
+    model: str | None,
+    index_kind: str,
+    precision: str,
+    batch_size: int,
+    depth: int,
+    as_json: bool,
+    example: bool,
+) -> None:
+    """Index a BEIR-format dataset (or reuse a collection) and report nDCG@10, Recall@100, MRR@10."""
+    from granite_index.eval import evaluate, load_beir, run_from_result
+
+    with tempfile.TemporaryDirectory(prefix="granite-eval-") as tmp:
+        try:
+            data = load_beir(data_dir, split=split)
+            path = col_path or Path(tmp) / "collection"
+            col, index_s, added = _index_dataset(
+                data, path, model, index_kind, precision, batch_size, 2048
+            )
+            qids, qtexts = data.eval_queries()
+            t0 = time.perf_counter()
+            qvec = col.encoder.encode_queries(qtexts)
+            t1 = time.perf_counter()
+            result = col.search(qvec, k=depth, mode=mode)
+            t2 = time.perf_counter()
+            scores = evaluate(data.qrels, run_from_result(result, qids))
+        except (GraniteIndexError, ValueError, TypeError, FileNotFoundError) as exc:
+            _fail(exc)
+        report = {
+            "dataset": data.name,
+            "split": split,
+            "mode": mode,
+            **{m: round(v, 5) for m, v in scores.items()},
+            "n_queries": len(qids),
+            "n_docs": len(col),
+            "model": col.manifest.encoder["model"],
+            "index": col.manifest.dense_index["kind"],
+            "docs_indexed_now": added,
+            "index_seconds": round(index_s, 2),
+            "query_encode_seconds": round(t1 - t0, 3),
+            "search_seconds": round(t2 - t1, 4),
+        }
+        if as_json:
+            click.echo(json.dumps(report))
+        else:
+            click.echo(
+                f"\n{data.name} ({split}, {len(qids)} queries, {len(col)} docs), mode={mode}, model={report['model']}"
+            )
+            for m in scores:
+                click.echo(f"  {m:<11} {scores[m]:.4f}")
+        if example:
+            _show_example(col, data, qids[0], depth)
+
+
+def _show_example(col: Any, data: Any, qid: str, k: int) -> None:
+    hits = col.search([data.queries[qid]], k=5).to_pandas()
+    relevant = data.qrels.get(qid, {})
+    click.echo(f"\nexample query {qid}: {data.queries[qid]}", err=True)
+    for row in hits.itertuples():
+        mark = "*" if relevant.get(str(row.id), 0) > 0 else " "
+        click.echo(
+            f" {mark}{row.rank:>2}  {row.score:.4f}  {row.id:<10} {_snippet(row.text, 90)}",
+            err=True,
+        )
+    click.echo("  (* = judged relevant)", err=True)
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+def info(path: Path) -> None:
+    """Show a collection's manifest: documents, commit, encoder, index."""
+    from granite_index.collection import Collection
+
+    try:
+        click.echo(json.dumps(Collection.open(path).info(), indent=2))
+    except GraniteIndexError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""A collection's files: a Lance dataset of documents + vectors, FAISS index folders, and the manifest.
+
+Layout of a collection folder::
+
+    manifest.json        the commit point: format, commit number, Lance version, encoder, index
+    docs.lance/          Lance dataset: _key int64, id, text, metadata (JSON), vector
+    dense/00000007/      the FAISS index as of commit 7 (see DenseIndex.save)
+    .lock                held (flock) by the one writer
+
+A commit writes new Lance data (a new Lance version), then the dense index into a fresh
+folder, and last replaces ``manifest.json`` atomically (write, fsync, rename). A process killed
+before the rename leaves the previous manifest in force: ``open`` reads the Lance dataset at the
+version it names, and the next writer restores that version before writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import lance
+import pyarrow as pa
+
+from granite_index.errors import FormatVersionError, NotACollectionError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DOCS = "docs.lance"
+DENSE = "dense"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The committed state of a collection (``manifest.json``)."""
+
+    encoder: dict[str, Any]
+    dense_index: dict[str, Any]
+    commit: int = 0
+    lance_version: int | None = None
+    id_type: str | None = None
+    next_key: int = 0
+    n_docs: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    def next(self, **changes: Any) -> Manifest:
+        return replace(self, commit=self.commit + 1, **changes)
+
+
+def docs_schema(dim: int, id_type: str) -> pa.Schema:
+    id_field = pa.int64() if id_type == "int" else pa.string()
+    return pa.schema(
+        [
+            pa.field("_key", pa.int64(), nullable=False),
+            pa.field("id", id_field, nullable=False),
+            pa.field("text", pa.string(), nullable=False),
+            pa.field("metadata", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+        ]
+    )
+
+
+class Store:
+    """Reads and commits a collection folder. One writer at a time (see :meth:`writer`)."""
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self.path = path
+        self.manifest = manifest
+
+    # ------------------------------------------------------------------ create / open
+    @classmethod
+    def create(
+        cls, path: str | os.PathLike[str], manifest: Manifest, *, exist_ok: bool = False
+    ) -> Store:
+        """Make a new collection folder holding only ``manifest`` (commit 0).
+
+        The folder is assembled beside ``path`` and renamed into place, so a failure leaves nothing.
+        """
+        path = Path(path)
+        if path.exists():
+            if exist_ok and (path / MANIFEST).is_file():
+                return cls.open(path)
+            if not path.is_dir() or any(path.iterdir()):
+                raise FileExistsError(f"{path} already exists and is not an empty folder")
+            path.rmdir()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _mkdtemp(path.parent, f".{path.name}.")
+        try:
+            _write_atomic(tmp / MANIFEST, manifest.to_json())
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls(path, manifest)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Store:
+        path = Path(path)
+        file = path / MANIFEST
+        if not file.is_file():
+            what = "does not exist" if not path.exists() else f"has no {MANIFEST}"
+            raise NotACollectionError(f"{path} is not a granite-index collection: it {what}")
+        try:
+            raw = json.loads(file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise NotACollectionError(f"{file} is not valid JSON: {exc}") from exc
+        version = raw.get("format_version")
+        if not isinstance(version, int):
+            raise NotACollectionError(f"{file} has no format_version; not a granite-index manifest")
+        if version > FORMAT_VERSION:
+            raise FormatVersionError(
+                f"{path} was written by a newer granite-index (collection format {version}); this "
+                f"version reads format {FORMAT_VERSION} and older. Upgrade: pip install -U granite-index"
+            )
+        known = {f for f in Manifest.__dataclass_fields__}
+        return cls(path, Manifest(**{k: v for k, v in raw.items() if k in known}))
+
+    # ------------------------------------------------------------------ reading
+    def docs(self) -> lance.LanceDataset | None:
+        """The Lance dataset at the committed version (None before the first add)."""
+        if self.manifest.lance_version is None:
+            return None
+        return lance.dataset(self.path / DOCS, version=self.manifest.lance_version)
+
+    def dense_dir(self, commit: int | None = None) -> Path:
+        return self.path / DENSE / f"{self.manifest.commit if commit is None else commit:08d}"
+
+    # ------------------------------------------------------------------ writing
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the collection's write lock (an flock on ``.lock``; released if the process dies)."""
+        with open(self.path / ".lock", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise RuntimeError(f"{self.path} is being written by another process") from exc
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _writable_docs(self) -> lance.LanceDataset | None:
+        """The dataset rolled back to the committed version if a crashed writer went past it."""
+        uri = self.path / DOCS
+        if self.manifest.lance_version is None:
+            shutil.rmtree(uri, ignore_errors=True)  # a first add that never committed
+            return None
+        ds = lance.dataset(uri, version=self.manifest.lance_version)
+        if ds.latest_version != self.manifest.lance_version:
+            ds.restore()
+            ds = lance.dataset(uri)
+        return ds
+
+    def append_docs(self, table: pa.Table) -> int:
+        """Append rows; returns the new (uncommitted) Lance version."""
+        ds = self._writable_docs()
+        mode = "create" if ds is None else "append"
+        return lance.write_dataset(table, self.path / DOCS, mode=mode).version
+
+    def delete_docs(self, keys: list[int]) -> int:
+        """Delete rows by ``_key``; returns the new (uncommitted) Lance version."""
+        ds = self._writable_docs()
+        if ds is None:
+            raise RuntimeError("nothing to delete from an empty collection")
+        for start in range(0, len(keys), 4096):
+            chunk = ",".join(str(int(k)) for k in keys[start : start + 4096])
+            ds.delete(f"_key IN ({chunk})")
+        return lance.dataset(self.path / DOCS).version
+
+    def write_dense(self, index: Any, commit: int) -> None:
+        """Save the dense index for ``commit`` into its own folder (tmp + rename)."""
+        final = self.dense_dir(commit)
+        final.parent.mkdir(exist_ok=True)
+        shutil.rmtree(final, ignore_errors=True)  # left by a writer that died before its commit
+        tmp = _mkdtemp(final.parent, ".tmp-")
+        index.save(tmp)
+        os.replace(tmp, final)
+
+    def commit(self, manifest: Manifest) -> None:
+        """Make ``manifest`` the collection's state (atomic), then drop files no commit needs."""
+        _write_atomic(self.path / MANIFEST, manifest.to_json())
+        self.manifest = manifest
+        keep = self.dense_dir().name
+        for old in (self.path / DENSE).glob("*"):
+            if old.name != keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _mkdtemp(parent: Path, prefix: str) -> Path:
+    """A temporary folder with the permissions a plain mkdir would give (mkdtemp makes 0700)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
