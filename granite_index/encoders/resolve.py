@@ -40,7 +40,10 @@ class ModelSource:
 
 
 def resolve_model(
-    name: str | os.PathLike[str] | None, *, revision: str | None = None
+    name: str | os.PathLike[str] | None,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> ModelSource:
     """Find a model's folder.
 
@@ -51,6 +54,8 @@ def resolve_model(
         Hugging Face id such as ``"ibm-granite/granite-embedding-30m-english"``.
     revision : str, optional
         Hugging Face branch, tag or commit (hub models only).
+    cache_dir : str or path, optional
+        Hugging Face cache folder (default: the HF_HUB_CACHE / HF_HOME convention).
 
     Raises
     ------
@@ -73,7 +78,7 @@ def resolve_model(
         raise ModelNotFoundError(
             f"model {name!r} is not an existing folder, and not a Hugging Face id of the form 'org/name'"
         )
-    return _from_hub(name, revision)
+    return _from_hub(name, revision, cache_dir)
 
 
 def _bundled(name: str) -> ModelSource:
@@ -87,7 +92,7 @@ def _bundled(name: str) -> ModelSource:
     return ModelSource(name=name, path=path, revision=_fingerprint(path))
 
 
-def _from_hub(repo_id: str, revision: str | None) -> ModelSource:
+def _from_hub(repo_id: str, revision: str | None, cache_dir: str | os.PathLike[str] | None) -> ModelSource:
     from huggingface_hub import snapshot_download
 
     patterns = [
@@ -105,7 +110,7 @@ def _from_hub(repo_id: str, revision: str | None) -> ModelSource:
         )
     except Exception:
         try:
-            folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns)
+            folder = snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=patterns)
         except Exception as exc:
             raise ModelNotFoundError(
                 f"model {repo_id!r} is not in the Hugging Face cache and the hub could not be reached "

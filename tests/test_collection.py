@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from granite_index import Collection, DuplicateIdError, FormatVersionError, NotACollectionError, UnknownIdError
+from tests.conftest import unit_rows
+
+DOCS = {
+    "d1": "BM25 ranks documents by term frequency and inverse document frequency.",
+    "d2": "FAISS performs fast nearest neighbour search over dense vectors.",
+    "d3": "Cats sleep for most of the day and hunt at night.",
+    "d4": "The Lance format stores columnar data with versions.",
+}
+
+
+@pytest.fixture()
+def col(tmp_path, tiny_encoder):
+    c = Collection.create(tmp_path / "col", encoder=tiny_encoder, device="cpu")
+    c.add(list(DOCS), list(DOCS.values()), [{"n": i} for i in range(len(DOCS))])
+    return c
+
+
+def test_search_equals_exact_knn_over_stored_vectors(col, tiny_encoder):
+    queries = ["nearest neighbour vectors", "sleeping cats", "columnar storage"]
+    res = col.search(queries, k=4)
+    doc_vecs = tiny_encoder.encode_documents(list(DOCS.values()))
+    scores = tiny_encoder.encode_queries(queries) @ doc_vecs.T
+    want = [[list(DOCS)[j] for j in np.argsort(-row)] for row in scores]
+    assert res.doc_ids() == want
+    np.testing.assert_allclose(res.scores, -np.sort(-scores, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(col.vectors(["d3", "d1"]), doc_vecs[[2, 0]], atol=1e-6)
+
+
+def test_reopen_restores_identical_results(col, tmp_path):
+    queries = ["dense vectors", "night hunting"]
+    before = col.search(queries, k=3)
+    top = before.doc_ids()[0][0]
+    col.delete([top])
+    after_delete = col.search(queries, k=3)
+    back = Collection.open(tmp_path / "col", device="cpu", precision="fp32")
+    again = back.search(queries, k=3)
+    np.testing.assert_array_equal(again.ids, after_delete.ids)
+    np.testing.assert_array_equal(again.scores, after_delete.scores)
+    assert top not in back and len(back) == 3
+    assert all(len(row) == 3 and top not in row for row in after_delete.doc_ids())
+    assert back.info()["commit"] == 2 and back.info()["n_docs"] == 3
+
+
+def test_hits_table_and_documents(col):
+    res = col.search("cats", k=2)
+    table = res.to_arrow()
+    assert table.column_names == ["query", "rank", "id", "score", "text", "metadata"]
+    assert table.column("rank").to_pylist() == [1, 2]
+    first = table.column("id")[0].as_py()
+    assert table.column("text")[0].as_py() == DOCS[first]
+    df = res.to_pandas()
+    assert df.loc[0, "metadata"] == {"n": list(DOCS).index(first)}
+    got = col.get(["d4", "d1"])
+    assert got.column("id").to_pylist() == ["d4", "d1"]
+    assert json.loads(got.column("metadata")[1].as_py()) == {"n": 0}
+
+
+def test_add_accepts_pandas_and_arrow(tmp_path, tiny_encoder):
+    c = Collection.create(tmp_path / "c", encoder=tiny_encoder, device="cpu")
+    c.add(pd.DataFrame({"id": [1, 2], "text": ["alpha text", "beta text"], "lang": ["en", "de"]}))
+    c.add(pa.table({"id": [3], "text": ["gamma text"], "year": [2024]}))
+    c.add(pd.Series([4]), pd.Series(["delta text"]), pd.DataFrame({"src": ["x"]}))
+    assert len(c) == 4 and c.manifest.id_type == "int"
+    meta = [json.loads(m) for m in c.get([1, 3, 4]).column("metadata").to_pylist()]
+    assert meta == [{"lang": "en"}, {"year": 2024}, {"src": "x"}]
+
+
+def test_precomputed_vectors(tmp_path, tiny_encoder):
+    c = Collection.create(tmp_path / "c", encoder=tiny_encoder, device="cpu")
+    v = unit_rows(3, 32)
+    c.add(["a", "b", "c"], ["t a", "t b", "t c"], vectors=v)
+    assert c.search(v[1], k=1).doc_ids() == [["b"]]
+    with pytest.raises(ValueError, match="dimension 5"):
+        c.add(["z"], ["t z"], vectors=np.ones((1, 5), np.float32))
+
+
+def test_bad_input_is_reported_and_nothing_changes(col, tmp_path):
+    commit = col.manifest.commit
+    cases = [
+        (lambda: col.add(["x"], [""]), ValueError, "empty"),
+        (lambda: col.add(["x"], [42]), TypeError, "must be a str"),
+        (lambda: col.add(["x", "x"], ["a", "b"]), DuplicateIdError, "duplicates"),
+        (lambda: col.add(["d1"], ["again"]), DuplicateIdError, "already in the collection"),
+        (lambda: col.add([7], ["int id"]), TypeError, "ids are str"),
+        (lambda: col.add(["x", "y"], ["only one"]), ValueError, "2 ids but 1 texts"),
+        (lambda: col.add(["x"], ["t"], [{"f": object()}]), TypeError, "not JSON-serialisable"),
+        (lambda: col.add(["x"], ["t"], [1]), TypeError, "must be a dict"),
+        (lambda: col.delete(["nope"]), UnknownIdError, "nope"),
+        (lambda: col.search(np.ones((1, 7), np.float32)), ValueError, "dimension 7"),
+        (lambda: col.search("q", k=0), ValueError, "k must be positive"),
+        (lambda: col.search("q", mode="bm25"), ValueError, "mode"),
+        (lambda: col.add(pd.DataFrame({"id": [1]})), ValueError, "no 'text' column"),
+    ]
+    for call, error, match in cases:
+        with pytest.raises(error, match=match):
+            call()
+    assert col.manifest.commit == commit and len(col) == 4
+
+
+def test_delete_twice_is_an_error(col):
+    col.delete(["d1"])
+    with pytest.raises(UnknownIdError):
+        col.delete(["d1"])
+
+
+def test_k_beyond_size_pads(col):
+    res = col.search("cats", k=10)
+    assert (res.ids[0, 4:] == -1).all() and len(res.doc_ids()[0]) == 4
+
+
+def test_create_refuses_existing_content(tmp_path, tiny_encoder):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file.txt").write_text("x")
+    with pytest.raises(FileExistsError):
+        Collection.create(tmp_path / "busy", encoder=tiny_encoder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]  # no temp folders left
+
+
+def test_open_errors(tmp_path, col):
+    with pytest.raises(NotACollectionError, match="does not exist"):
+        Collection.open(tmp_path / "missing")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(NotACollectionError, match="has no manifest.json"):
+        Collection.open(tmp_path / "plain")
+    manifest = tmp_path / "col" / "manifest.json"
+    raw = json.loads(manifest.read_text())
+    raw["format_version"] = 99
+    manifest.write_text(json.dumps(raw))
+    with pytest.raises(FormatVersionError, match="newer granite-index"):
+        Collection.open(tmp_path / "col")
+
+
+def test_failed_commit_rolls_back_in_memory_state(col, monkeypatch):
+    from granite_index import store
+
+    def boom(self, manifest):
+        raise OSError("disk full")
+
+    before = col.search("cats", k=4)
+    monkeypatch.setattr(store.Store, "commit", boom)
+    with pytest.raises(OSError, match="disk full"):
+        col.add(["new"], ["a new document about cats"])
+    monkeypatch.undo()
+    assert "new" not in col and len(col) == 4
+    np.testing.assert_array_equal(col.search("cats", k=4).ids, before.ids)
+    col.add(["new"], ["a new document about cats"])  # the next writer rolls Lance back first
+    assert len(col) == 5 and col.get(["new"]).num_rows == 1

@@ -1,0 +1,111 @@
+"""A writer process killed (SIGKILL) mid-commit leaves the collection at its last commit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from granite_index import Collection
+from tests.conftest import unit_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from granite_index import Collection, store
+
+    path, mode = sys.argv[1], sys.argv[2]
+    col = Collection.open(path, device="cpu")
+    rng = np.random.default_rng(1)
+
+    def vecs(n):
+        x = rng.normal(size=(n, 32)).astype("float32")
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    if mode == "stall":  # stop for good just before the manifest is replaced
+        real = store.Store.commit
+        def stalled(self, manifest):
+            print("COMMITTING", flush=True)
+            time.sleep(600)
+            real(self, manifest)
+        store.Store.commit = stalled
+        col.add([f"new{i}" for i in range(50)], ["text"] * 50, vectors=vecs(50))
+    else:  # add batch after batch until killed
+        print("STARTED", flush=True)
+        for b in range(10_000):
+            col.add([f"b{b}-{i}" for i in range(20)], [f"batch {b}"] * 20, vectors=vecs(20))
+    """
+)
+
+
+def _spawn(tmp_path: Path, col_path: Path, mode: str) -> subprocess.Popen:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, str(script), str(col_path), mode], stdout=subprocess.PIPE, text=True, env=env
+    )
+
+
+@pytest.fixture()
+def base(tmp_path, tiny_encoder):
+    path = tmp_path / "col"
+    col = Collection.create(path, encoder=tiny_encoder, device="cpu")
+    col.add([f"d{i}" for i in range(30)], [f"doc {i}" for i in range(30)], vectors=unit_rows(30, 32))
+    return path
+
+
+def _check_consistent(col: Collection) -> None:
+    ds = col._store.docs()
+    assert ds.count_rows() == len(col) == len(col.dense_index) == col.manifest.n_docs
+    keys = np.sort(ds.to_table(columns=["_key"]).column("_key").to_numpy())
+    np.testing.assert_array_equal(keys, np.sort(col.dense_index.ids))
+
+
+def test_kill_before_manifest_swap_keeps_last_commit(tmp_path, base):
+    q = unit_rows(5, 32, seed=7)
+    before = Collection.open(base, device="cpu").search(q, k=10)
+    child = _spawn(tmp_path, base, "stall")
+    try:
+        assert child.stdout.readline().strip() == "COMMITTING"  # Lance data + index already written
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    col = Collection.open(base, device="cpu")
+    assert len(col) == 30 and "new0" not in col
+    after = col.search(q, k=10)
+    np.testing.assert_array_equal(after.ids, before.ids)
+    np.testing.assert_array_equal(after.scores, before.scores)
+    _check_consistent(col)
+    col.add(["later"], ["a later document"], vectors=unit_rows(1, 32, seed=3))  # Lance is rolled back first
+    assert len(col) == 31 and col._store.docs().count_rows() == 31
+    _check_consistent(Collection.open(base, device="cpu"))
+
+
+@pytest.mark.parametrize("delay", [1.5, 2.3, 3.1])
+def test_kill_at_any_moment_loses_no_committed_batch(tmp_path, base, delay):
+    child = _spawn(tmp_path, base, "loop")
+    try:
+        assert child.stdout.readline().strip() == "STARTED"
+        time.sleep(delay)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    col = Collection.open(base, device="cpu")
+    _check_consistent(col)
+    n_batches = (len(col) - 30) // 20
+    assert len(col) == 30 + 20 * n_batches and n_batches >= 1
+    assert all(f"b{b}-{i}" in col for b in range(n_batches) for i in range(20))
+    col.add(["after-crash"], ["x"], vectors=unit_rows(1, 32, seed=5))
+    _check_consistent(Collection.open(base, device="cpu"))
