@@ -23,7 +23,9 @@ def dataset(tmp_path):
     (root / "corpus.jsonl").write_text(
         "".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in CORPUS)
     )
-    (root / "queries.jsonl").write_text('{"_id": "1", "text": "sleeping cats"}\n{"_id": "2", "text": "term statistics"}\n')
+    (root / "queries.jsonl").write_text(
+        '{"_id": "1", "text": "sleeping cats"}\n{"_id": "2", "text": "term statistics"}\n'
+    )
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td3\t1\n2\td1\t1\n")
     return root
 
@@ -38,22 +40,30 @@ def test_help_for_every_command():
 def test_index_resume_search_info(dataset, tmp_path, tiny_bert):
     runner = CliRunner()
     out = tmp_path / "col"
-    res = runner.invoke(main, ["index", str(dataset), "--out", str(out), "--model", str(tiny_bert), "--chunk", "3"])
+    res = runner.invoke(
+        main, ["index", str(dataset), "--out", str(out), "--model", str(tiny_bert), "--chunk", "3"]
+    )
     assert res.exit_code == 0, res.output
     assert "indexed 4 new documents (4 in all)" in res.output
     assert Collection.open(out).manifest.commit == 2  # two chunks, two commits
-    again = runner.invoke(main, ["index", str(dataset), "--out", str(out), "--model", str(tiny_bert)])
+    again = runner.invoke(
+        main, ["index", str(dataset), "--out", str(out), "--model", str(tiny_bert)]
+    )
     assert "indexed 0 new documents (4 in all)" in again.output
     hits = runner.invoke(main, ["search", str(out), "cats", "-k", "2", "--json"])
     assert hits.exit_code == 0, hits.output
     rows = [json.loads(line) for line in hits.stdout.splitlines()]
-    assert [r["rank"] for r in rows] == [1, 2] and all(r["id"] in {"d1", "d2", "d3", "d4"} for r in rows)
+    assert [r["rank"] for r in rows] == [1, 2] and all(
+        r["id"] in {"d1", "d2", "d3", "d4"} for r in rows
+    )
     info = json.loads(runner.invoke(main, ["info", str(out)]).stdout)
     assert info["n_docs"] == 4 and info["encoder"]["model"] == str(tiny_bert)
 
 
 def test_eval_json(dataset, tiny_bert):
-    res = CliRunner().invoke(main, ["eval", str(dataset), "--model", str(tiny_bert), "--json", "-k", "4"])
+    res = CliRunner().invoke(
+        main, ["eval", str(dataset), "--model", str(tiny_bert), "--json", "-k", "4"]
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["mode"] == "dense" and report["n_queries"] == 2 and report["n_docs"] == 4
@@ -63,8 +73,12 @@ def test_eval_json(dataset, tiny_bert):
 def test_errors_are_one_line_messages(tmp_path, dataset):
     runner = CliRunner()
     res = runner.invoke(main, ["search", str(tmp_path / "nope"), "q"])
-    assert res.exit_code == 1 and "NotACollectionError" in res.output and "Traceback" not in res.output
+    assert (
+        res.exit_code == 1 and "NotACollectionError" in res.output and "Traceback" not in res.output
+    )
     res = runner.invoke(main, ["eval", str(dataset), "--split", "dev", "--model", "./no-model"])
     assert res.exit_code == 1 and "splits: ['test']" in res.output
-    res = runner.invoke(main, ["index", str(dataset), "--out", str(tmp_path / "o"), "--model", "./no-model"])
+    res = runner.invoke(
+        main, ["index", str(dataset), "--out", str(tmp_path / "o"), "--model", "./no-model"]
+    )
     assert res.exit_code == 1 and "ModelNotFoundError" in res.output

@@ -7,7 +7,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from granite_index import Collection, DuplicateIdError, FormatVersionError, NotACollectionError, UnknownIdError
+from granite_index import (
+    Collection,
+    DuplicateIdError,
+    FormatVersionError,
+    NotACollectionError,
+    UnknownIdError,
+)
 from tests.conftest import unit_rows
 
 DOCS = {

@@ -53,7 +53,10 @@ def _spawn(tmp_path: Path, col_path: Path, mode: str) -> subprocess.Popen:
     script.write_text(CHILD)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, str(script), str(col_path), mode], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, str(script), str(col_path), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
@@ -61,7 +64,9 @@ def _spawn(tmp_path: Path, col_path: Path, mode: str) -> subprocess.Popen:
 def base(tmp_path, tiny_encoder):
     path = tmp_path / "col"
     col = Collection.create(path, encoder=tiny_encoder, device="cpu")
-    col.add([f"d{i}" for i in range(30)], [f"doc {i}" for i in range(30)], vectors=unit_rows(30, 32))
+    col.add(
+        [f"d{i}" for i in range(30)], [f"doc {i}" for i in range(30)], vectors=unit_rows(30, 32)
+    )
     return path
 
 
@@ -88,7 +93,9 @@ def test_kill_before_manifest_swap_keeps_last_commit(tmp_path, base):
     np.testing.assert_array_equal(after.ids, before.ids)
     np.testing.assert_array_equal(after.scores, before.scores)
     _check_consistent(col)
-    col.add(["later"], ["a later document"], vectors=unit_rows(1, 32, seed=3))  # Lance is rolled back first
+    col.add(
+        ["later"], ["a later document"], vectors=unit_rows(1, 32, seed=3)
+    )  # Lance is rolled back first
     assert len(col) == 31 and col._store.docs().count_rows() == 31
     _check_consistent(Collection.open(base, device="cpu"))
 

@@ -87,7 +87,10 @@ def test_compaction_after_many_deletes_keeps_results_exact():
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.integers(1, 40)), min_size=1, max_size=12), st.sampled_from(["flat", "hnsw"]))
+@given(
+    st.lists(st.tuples(st.booleans(), st.integers(1, 40)), min_size=1, max_size=12),
+    st.sampled_from(["flat", "hnsw"]),
+)
 def test_any_add_delete_sequence_equals_brute_force(ops, kind):
     """After any adds and deletes, search equals exact kNN over the surviving vectors."""
     rng = np.random.default_rng(len(ops))
@@ -114,7 +117,9 @@ def test_any_add_delete_sequence_equals_brute_force(ops, kind):
     ids = np.array(sorted(live), dtype=np.int64)
     want_ids, want_scores = exact_knn(ids, np.stack([live[i] for i in ids]), q, min(5, len(ids)))
     res = idx.search(q, 5)
-    np.testing.assert_allclose(res.scores[:, : want_scores.shape[1]], want_scores, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        res.scores[:, : want_scores.shape[1]], want_scores, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_torch_flat_searcher_equals_exact():

@@ -14,7 +14,9 @@ def _write_beir(root, *, qrels="query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\nq1\td
         '{"_id": "d1", "title": "T1", "text": "one"}\n{"_id": "d2", "title": "", "text": "two"}\n'
         '{"_id": "d3", "text": "three"}\n'
     )
-    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "first"}\n{"_id": "q2", "text": "second"}\n')
+    (root / "queries.jsonl").write_text(
+        '{"_id": "q1", "text": "first"}\n{"_id": "q2", "text": "second"}\n'
+    )
     (root / "qrels" / "test.tsv").write_text(qrels)
     return root
 
@@ -62,7 +64,10 @@ def test_errors(tmp_path):
         evaluate({"q": {"a": 1}}, {}, ("bleu@4",))
 
 
-@pytest.mark.parametrize(("name", "n_docs", "n_queries"), [("scifact", 5183, 300), ("cisi", 1460, 76), ("med", 1033, 30), ("cacm", 3204, 52)])
+@pytest.mark.parametrize(
+    ("name", "n_docs", "n_queries"),
+    [("scifact", 5183, 300), ("cisi", 1460, 76), ("med", 1033, 30), ("cacm", 3204, 52)],
+)
 def test_shared_datasets_load(name, n_docs, n_queries):
     data = load_beir(BEIR / name)
     assert len(data.doc_ids) == n_docs and len(data.qrels) == n_queries

@@ -8,7 +8,9 @@ from granite_index import Collection
 from granite_index.eval import evaluate, run_from_result
 
 
-def test_scifact_subset_quality_and_round_trip(tmp_path, bundled_encoder, scifact_subset, scifact_vectors):
+def test_scifact_subset_quality_and_round_trip(
+    tmp_path, bundled_encoder, scifact_subset, scifact_vectors
+):
     s = scifact_subset
     col = Collection.create(tmp_path / "scifact", encoder=bundled_encoder, device="cpu")
     col.add(s["doc_ids"], s["texts"], vectors=scifact_vectors)

@@ -92,7 +92,9 @@ def _bundled(name: str) -> ModelSource:
     return ModelSource(name=name, path=path, revision=_fingerprint(path))
 
 
-def _from_hub(repo_id: str, revision: str | None, cache_dir: str | os.PathLike[str] | None) -> ModelSource:
+def _from_hub(
+    repo_id: str, revision: str | None, cache_dir: str | os.PathLike[str] | None
+) -> ModelSource:
     from huggingface_hub import snapshot_download
 
     patterns = [
@@ -110,7 +112,9 @@ def _from_hub(repo_id: str, revision: str | None, cache_dir: str | os.PathLike[s
         )
     except Exception:
         try:
-            folder = snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=patterns)
+            folder = snapshot_download(
+                repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=patterns
+            )
         except Exception as exc:
             raise ModelNotFoundError(
                 f"model {repo_id!r} is not in the Hugging Face cache and the hub could not be reached "

@@ -69,7 +69,9 @@ def test_plain_hf_folder_defaults_to_cls(tiny_bert):
 
 
 def test_prefixes_from_folder_and_override(tiny_bert, tmp_path):
-    folder = _st_folder(tiny_bert, tmp_path / "st", "mean", prompts={"query": "query: ", "document": "passage: "})
+    folder = _st_folder(
+        tiny_bert, tmp_path / "st", "mean", prompts={"query": "query: ", "document": "passage: "}
+    )
     enc = DenseEncoder(folder, precision="fp32")
     assert (enc.config.query_prefix, enc.config.document_prefix) == ("query: ", "passage: ")
     np.testing.assert_allclose(enc.encode_queries(["abc"]), enc.encode(["query: abc"]), atol=1e-6)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from granite_index import DenseEncoder
 from granite_index.encoders.dense import cpu_has_bf16
 
