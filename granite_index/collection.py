@@ -86,9 +86,7 @@ class Collection:
             encoder=encoder.config.to_dict(),
             dense_index={"kind": index, **(index_params or {})},
         )
-        store = Store.create(path, manifest)
-        store.write_dense(dense, 0)
-        return cls(store, encoder, device, options)
+        return cls(Store.create(path, manifest, dense), encoder, device, options)
 
     @classmethod
     def open(

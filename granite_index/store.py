@@ -80,23 +80,21 @@ class Store:
 
     # ------------------------------------------------------------------ create / open
     @classmethod
-    def create(
-        cls, path: str | os.PathLike[str], manifest: Manifest, *, exist_ok: bool = False
-    ) -> Store:
-        """Make a new collection folder holding only ``manifest`` (commit 0).
+    def create(cls, path: str | os.PathLike[str], manifest: Manifest, dense_index: Any) -> Store:
+        """Make a new collection folder holding ``manifest`` and the empty ``dense_index`` (commit 0).
 
         The folder is assembled beside ``path`` and renamed into place, so a failure leaves nothing.
+        ``path`` must not exist or be an empty folder.
         """
         path = Path(path)
         if path.exists():
-            if exist_ok and (path / MANIFEST).is_file():
-                return cls.open(path)
             if not path.is_dir() or any(path.iterdir()):
                 raise FileExistsError(f"{path} already exists and is not an empty folder")
             path.rmdir()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = _mkdtemp(path.parent, f".{path.name}.")
         try:
+            dense_index.save(tmp / DENSE / f"{manifest.commit:08d}")
             _write_atomic(tmp / MANIFEST, manifest.to_json())
             os.replace(tmp, path)
         except BaseException:

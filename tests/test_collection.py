@@ -161,3 +161,15 @@ def test_failed_commit_rolls_back_in_memory_state(col, monkeypatch):
     np.testing.assert_array_equal(col.search("cats", k=4).ids, before.ids)
     col.add(["new"], ["a new document about cats"])  # the next writer rolls Lance back first
     assert len(col) == 5 and col.get(["new"]).num_rows == 1
+
+
+def test_failed_create_leaves_nothing(tmp_path, tiny_encoder, monkeypatch):
+    from granite_index import dense_index
+
+    def boom(self, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(dense_index.DenseIndex, "save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        Collection.create(tmp_path / "c", encoder=tiny_encoder)
+    assert list(tmp_path.iterdir()) == []
