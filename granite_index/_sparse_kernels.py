@@ -1,0 +1,369 @@
+"""Numba kernels of the sparse inverted index, each with a plain-numpy twin used as its test oracle.
+
+Array conventions (see :mod:`granite_index.sparse_index`):
+
+- a *segment* covers positions ``base .. base + n_docs``; ``term_ids`` (uint32, sorted, unique),
+  ``term_ptr`` (int64, len ``n_terms + 1``), ``post_doc`` (uint32, position - base, ascending within
+  a term), ``post_w`` (float32: term frequency for BM25, impact weight for learned sparse);
+- a *query batch* is CSR: ``q_ptr`` (int64), ``q_terms`` (uint32), ``q_w`` (float32: idf × count for
+  BM25, the query's impact for learned sparse);
+- ``norm`` (float32 per position) is BM25's ``k1 · (1 - b + b · dl / avgdl)``; ``alive`` (uint8 per
+  position) is 0 for deleted documents.
+
+Scores: BM25 (Lucene) adds ``q_w · tf / (tf + norm)`` per matching term; impacts add ``q_w · w``.
+Top-k order: higher score first, ties to the lower position (so results are deterministic).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+# ---------------------------------------------------------------------------- top-k heap (numba)
+
+
+@njit(inline="always")
+def _worse(s1, p1, s2, p2):
+    """True when (s1, p1) ranks below (s2, p2)."""
+    return s1 < s2 or (s1 == s2 and p1 > p2)
+
+
+@njit(cache=True, nogil=True)
+def _heap_push(hs, hp, n, k, s, p):
+    """Offer (s, p) to a min-heap (worst at the root) of capacity k holding n items; returns new n."""
+    if n < k:
+        i = n
+        hs[i] = s
+        hp[i] = p
+        while i > 0:
+            parent = (i - 1) >> 1
+            if _worse(hs[i], hp[i], hs[parent], hp[parent]):
+                hs[i], hs[parent] = hs[parent], hs[i]
+                hp[i], hp[parent] = hp[parent], hp[i]
+                i = parent
+            else:
+                break
+        return n + 1
+    if not _worse(hs[0], hp[0], s, p):
+        return n
+    hs[0] = s
+    hp[0] = p
+    _sift_down(hs, hp, 0, n)
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(hs, hp, i, n):
+    while True:
+        left = 2 * i + 1
+        if left >= n:
+            break
+        child = left
+        right = left + 1
+        if right < n and _worse(hs[right], hp[right], hs[left], hp[left]):
+            child = right
+        if _worse(hs[child], hp[child], hs[i], hp[i]):
+            hs[i], hs[child] = hs[child], hs[i]
+            hp[i], hp[child] = hp[child], hp[i]
+            i = child
+        else:
+            break
+
+
+@njit(cache=True, nogil=True)
+def _heap_drain(hs, hp, n, out_s, out_p):
+    """Empty the heap into out_s / out_p best-first (slots past n keep their fill)."""
+    while n > 0:
+        n -= 1
+        out_s[n] = hs[0]
+        out_p[n] = hp[0]
+        hs[0] = hs[n]
+        hp[0] = hp[n]
+        _sift_down(hs, hp, 0, n)
+
+
+# ---------------------------------------------------------------------------- scoring + top-k
+
+
+def _score_topk(
+    q_ptr,
+    q_terms,
+    q_w,
+    term_ids,
+    term_ptr,
+    post_doc,
+    post_w,
+    norm,
+    alive,
+    base,
+    n_docs,
+    k,
+    bm25,
+    n_groups,
+):
+    n_q = len(q_ptr) - 1
+    out_s = np.full((n_q, k), -np.inf, dtype=np.float32)
+    out_p = np.full((n_q, k), -1, dtype=np.int64)
+    n_terms = len(term_ids)
+    per = (n_q + n_groups - 1) // n_groups
+    for g in prange(n_groups):
+        acc = np.zeros(n_docs, dtype=np.float32)
+        stamp = np.full(n_docs, -1, dtype=np.int32)
+        touched = np.empty(n_docs, dtype=np.int32)
+        hs = np.empty(k, dtype=np.float32)
+        hp = np.empty(k, dtype=np.int64)
+        for q in range(g * per, min(n_q, (g + 1) * per)):
+            nt = 0
+            for j in range(q_ptr[q], q_ptr[q + 1]):
+                t = q_terms[j]
+                i = np.searchsorted(term_ids, t)
+                if i >= n_terms or term_ids[i] != t:
+                    continue
+                w = q_w[j]
+                for p in range(term_ptr[i], term_ptr[i + 1]):
+                    d = post_doc[p]
+                    if bm25:
+                        tf = post_w[p]
+                        c = w * (tf / (tf + norm[base + d]))
+                    else:
+                        c = w * post_w[p]
+                    if stamp[d] != q:
+                        stamp[d] = q
+                        acc[d] = c
+                        touched[nt] = d
+                        nt += 1
+                    else:
+                        acc[d] += c
+            n = 0
+            for i in range(nt):
+                d = touched[i]
+                if alive[base + d]:
+                    n = _heap_push(hs, hp, n, k, acc[d], base + d)
+            _heap_drain(hs, hp, n, out_s[q], out_p[q])
+    return out_s, out_p
+
+
+_score_topk_serial = njit(cache=True, nogil=True)(_score_topk)
+_score_topk_parallel = njit(cache=True, nogil=True, parallel=True)(_score_topk)
+
+
+def score_topk(
+    q_ptr, q_terms, q_w, seg, norm, alive, k: int, bm25: bool, threads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, positions) of one segment for a query batch; -inf / -1 where fewer match."""
+    n_q = len(q_ptr) - 1
+    n_groups = max(1, min(threads, n_q))
+    args = (
+        q_ptr,
+        q_terms,
+        q_w,
+        seg.term_ids,
+        seg.term_ptr,
+        seg.post_doc,
+        seg.post_w,
+        norm,
+        alive,
+        np.int64(seg.base),
+        np.int64(seg.n_docs),
+        np.int64(k),
+        bm25,
+        np.int64(n_groups),
+    )
+    if n_groups == 1:
+        return _score_topk_serial(*args)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return _score_topk_parallel(*args)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def score_topk_numpy(q_ptr, q_terms, q_w, seg, norm, alive, k: int, bm25: bool):
+    """Plain-numpy twin of :func:`score_topk` (dense score vector per query, full sort)."""
+    n_q = len(q_ptr) - 1
+    out_s = np.full((n_q, k), -np.inf, dtype=np.float32)
+    out_p = np.full((n_q, k), -1, dtype=np.int64)
+    positions = seg.base + np.arange(seg.n_docs)
+    for q in range(n_q):
+        scores = np.zeros(seg.n_docs, dtype=np.float32)
+        hit = np.zeros(seg.n_docs, dtype=bool)
+        for t, w in zip(q_terms[q_ptr[q] : q_ptr[q + 1]], q_w[q_ptr[q] : q_ptr[q + 1]]):
+            i = np.searchsorted(seg.term_ids, t)
+            if i >= len(seg.term_ids) or seg.term_ids[i] != t:
+                continue
+            sl = slice(seg.term_ptr[i], seg.term_ptr[i + 1])
+            docs = seg.post_doc[sl].astype(np.int64)
+            tf = seg.post_w[sl]
+            if bm25:
+                c = np.float32(w) * (tf / (tf + norm[seg.base + docs]))
+            else:
+                c = np.float32(w) * tf
+            scores[docs] += c.astype(np.float32)
+            hit[docs] = True
+        keep = np.nonzero(hit & (alive[positions] != 0))[0]
+        order = np.lexsort((positions[keep], -scores[keep]))[:k]
+        out_s[q, : len(order)] = scores[keep][order]
+        out_p[q, : len(order)] = positions[keep][order]
+    return out_s, out_p
+
+
+@njit(cache=True, nogil=True)
+def merge_topk(scores, positions, k):
+    """Row-wise top-k over candidate lists (concatenated per-segment results; -1 = empty)."""
+    n_q = scores.shape[0]
+    out_s = np.full((n_q, k), -np.inf, dtype=np.float32)
+    out_p = np.full((n_q, k), -1, dtype=np.int64)
+    hs = np.empty(k, dtype=np.float32)
+    hp = np.empty(k, dtype=np.int64)
+    for q in range(n_q):
+        n = 0
+        for j in range(scores.shape[1]):
+            if positions[q, j] >= 0:
+                n = _heap_push(hs, hp, n, k, scores[q, j], positions[q, j])
+        _heap_drain(hs, hp, n, out_s[q], out_p[q])
+    return out_s, out_p
+
+
+# ---------------------------------------------------------------------------- building segments
+
+
+@njit(cache=True, nogil=True)
+def csr_to_csc(indptr, terms, values, n_vocab):
+    """Document-major CSR (rows = local docs) → term-major segment arrays.
+
+    Returns ``(term_ids uint32, term_ptr int64, post_doc uint32, post_w float32)``; postings of a
+    term come in ascending document order.
+    """
+    counts = np.zeros(n_vocab + 1, dtype=np.int64)
+    for j in range(len(terms)):
+        counts[terms[j] + 1] += 1
+    n_present = 0
+    for t in range(n_vocab):
+        if counts[t + 1] > 0:
+            n_present += 1
+    term_ids = np.empty(n_present, dtype=np.uint32)
+    term_ptr = np.zeros(n_present + 1, dtype=np.int64)
+    slot = np.full(n_vocab, -1, dtype=np.int64)
+    i = 0
+    for t in range(n_vocab):
+        c = counts[t + 1]
+        if c > 0:
+            term_ids[i] = t
+            term_ptr[i + 1] = term_ptr[i] + c
+            slot[t] = i
+            i += 1
+    fill = term_ptr[:-1].copy()
+    post_doc = np.empty(len(terms), dtype=np.uint32)
+    post_w = np.empty(len(terms), dtype=np.float32)
+    for d in range(len(indptr) - 1):
+        for j in range(indptr[d], indptr[d + 1]):
+            s = slot[terms[j]]
+            post_doc[fill[s]] = d
+            post_w[fill[s]] = values[j]
+            fill[s] += 1
+    return term_ids, term_ptr, post_doc, post_w
+
+
+@njit(cache=True, nogil=True)
+def merge_segments(a_terms, a_ptr, a_doc, a_w, a_base, b_terms, b_ptr, b_doc, b_w, b_base, alive):
+    """Merge two segments (b's positions follow a's) into one based at ``a_base``; dead postings go."""
+    off = b_base - a_base
+    # pass 1: sizes
+    na, nb = len(a_terms), len(b_terms)
+    i = j = 0
+    n_terms = 0
+    n_post = 0
+    while i < na or j < nb:
+        if j >= nb or (i < na and a_terms[i] < b_terms[j]):
+            t_a, t_b = i, -1
+            i += 1
+        elif i >= na or b_terms[j] < a_terms[i]:
+            t_a, t_b = -1, j
+            j += 1
+        else:
+            t_a, t_b = i, j
+            i += 1
+            j += 1
+        c = 0
+        if t_a >= 0:
+            for p in range(a_ptr[t_a], a_ptr[t_a + 1]):
+                if alive[a_base + a_doc[p]]:
+                    c += 1
+        if t_b >= 0:
+            for p in range(b_ptr[t_b], b_ptr[t_b + 1]):
+                if alive[b_base + b_doc[p]]:
+                    c += 1
+        if c > 0:
+            n_terms += 1
+            n_post += c
+    term_ids = np.empty(n_terms, dtype=np.uint32)
+    term_ptr = np.zeros(n_terms + 1, dtype=np.int64)
+    post_doc = np.empty(n_post, dtype=np.uint32)
+    post_w = np.empty(n_post, dtype=np.float32)
+    # pass 2: fill
+    i = j = 0
+    ti = 0
+    w = 0
+    while i < na or j < nb:
+        if j >= nb or (i < na and a_terms[i] < b_terms[j]):
+            t_a, t_b, t = i, -1, a_terms[i]
+            i += 1
+        elif i >= na or b_terms[j] < a_terms[i]:
+            t_a, t_b, t = -1, j, b_terms[j]
+            j += 1
+        else:
+            t_a, t_b, t = i, j, a_terms[i]
+            i += 1
+            j += 1
+        start = w
+        if t_a >= 0:
+            for p in range(a_ptr[t_a], a_ptr[t_a + 1]):
+                if alive[a_base + a_doc[p]]:
+                    post_doc[w] = a_doc[p]
+                    post_w[w] = a_w[p]
+                    w += 1
+        if t_b >= 0:
+            for p in range(b_ptr[t_b], b_ptr[t_b + 1]):
+                if alive[b_base + b_doc[p]]:
+                    post_doc[w] = b_doc[p] + off
+                    post_w[w] = b_w[p]
+                    w += 1
+        if w > start:
+            term_ids[ti] = t
+            term_ptr[ti + 1] = w
+            ti += 1
+    return term_ids, term_ptr, post_doc, post_w
+
+
+@njit(cache=True, nogil=True)
+def has_repeats(term_ptr, post_doc):
+    """Whether a document appears twice in one term's postings (a row that repeated a term)."""
+    for i in range(len(term_ptr) - 1):
+        for p in range(term_ptr[i] + 1, term_ptr[i + 1]):
+            if post_doc[p] == post_doc[p - 1]:
+                return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def dying_postings(term_ptr, post_doc, base, dying):
+    """Per term of a segment: how many of its postings belong to documents in ``dying``."""
+    out = np.zeros(len(term_ptr) - 1, dtype=np.int64)
+    for i in range(len(term_ptr) - 1):
+        c = 0
+        for p in range(term_ptr[i], term_ptr[i + 1]):
+            if dying[base + post_doc[p]]:
+                c += 1
+        out[i] = c
+    return out
+
+
+@njit(cache=True, nogil=True)
+def renumber(post_doc, old_base, new_base, remap):
+    """Rewrite local doc numbers after compaction: remap[old position] = new position."""
+    out = np.empty(len(post_doc), dtype=np.uint32)
+    for p in range(len(post_doc)):
+        out[p] = remap[old_base + post_doc[p]] - new_base
+    return out

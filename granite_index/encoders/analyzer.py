@@ -1,0 +1,330 @@
+"""Lexical analysis for BM25: Unicode tokenisation, case folding, stop words, Snowball stemming.
+
+The pipeline, per text:
+
+1. NFKC normalisation (only for non-ASCII text) and ``str.casefold``;
+2. word runs of letters, digits and combining marks (``regex``'s ``\\p{L}\\p{N}\\p{M}``, so
+   Devanagari vowel signs and Thai tone marks stay inside their words, which Python's ``\\w`` does not);
+3. runs in scripts written without spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) are
+   cut into overlapping bigrams of grapheme clusters (a lone cluster stays a unigram). This is
+   Lucene's CJK bigram approach: no dictionary to ship, no segmentation errors, and every word of two
+   or more characters is matched by its bigrams; it is what Lucene's CJKAnalyzer does for Chinese and
+   Japanese, applied to Thai as well instead of a dictionary segmenter;
+4. stop words dropped (before stemming);
+5. Snowball stemming (PyStemmer), memoised per analyzer.
+
+Stop words (``stopwords="auto"``): for English, Lucene's classic 33-word English set (a short list:
+BM25's idf already discounts frequent words, and long lists drop content words such as "first" or
+"system"); for other languages, the list from the ``stop-words`` package when it has one.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import regex
+
+#: ISO 639-1 code → Snowball algorithm name (PyStemmer); languages absent here are not stemmed.
+SNOWBALL = {
+    "ar": "arabic",
+    "ca": "catalan",
+    "cs": "czech",
+    "da": "danish",
+    "de": "german",
+    "el": "greek",
+    "en": "english",
+    "es": "spanish",
+    "et": "estonian",
+    "eu": "basque",
+    "fa": "persian",
+    "fi": "finnish",
+    "fr": "french",
+    "ga": "irish",
+    "hi": "hindi",
+    "hu": "hungarian",
+    "hy": "armenian",
+    "id": "indonesian",
+    "it": "italian",
+    "lt": "lithuanian",
+    "ne": "nepali",
+    "nl": "dutch",
+    "no": "norwegian",
+    "pl": "polish",
+    "pt": "portuguese",
+    "ro": "romanian",
+    "ru": "russian",
+    "sr": "serbian",
+    "sv": "swedish",
+    "ta": "tamil",
+    "tr": "turkish",
+}
+
+#: ISO 639-1 → the ``stop-words`` package's language name.
+_STOP_WORDS_NAMES = {
+    "ar": "arabic",
+    "bg": "bulgarian",
+    "ca": "catalan",
+    "cs": "czech",
+    "da": "danish",
+    "de": "german",
+    "el": "greek",
+    "es": "spanish",
+    "fa": "persian",
+    "fi": "finnish",
+    "fr": "french",
+    "he": "hebrew",
+    "hi": "hindi",
+    "hu": "hungarian",
+    "id": "indonesian",
+    "it": "italian",
+    "ko": "korean",
+    "nl": "dutch",
+    "no": "norwegian",
+    "pl": "polish",
+    "pt": "portuguese",
+    "ro": "romanian",
+    "ru": "russian",
+    "sk": "slovak",
+    "sv": "swedish",
+    "tr": "turkish",
+    "uk": "ukrainian",
+    "vi": "vietnamese",
+    "zh": "chinese",
+    "ja": "japanese",
+}
+
+#: Lucene's classic English stop set (EnglishAnalyzer.ENGLISH_STOP_WORDS_SET).
+ENGLISH_STOP_WORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then "
+    "there these they this to was will with".split()
+)
+
+_NO_SPACE = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
+_WORD = regex.compile(r"[\p{L}\p{N}\p{M}]+")
+_HAS_NO_SPACE = regex.compile(f"[{_NO_SPACE}]")
+# a word run split into pieces: runs of no-space-script clusters, or runs of anything else
+_PIECES = regex.compile(
+    rf"((?:[{_NO_SPACE}]\p{{M}}*)+)|((?:(?![{_NO_SPACE}])[\p{{L}}\p{{N}}\p{{M}}])+)"
+)
+_CLUSTER = regex.compile(r"\X")
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    """What an :class:`Analyzer` does; saved with the index so queries are analysed the same way."""
+
+    language: str = "en"
+    stopwords: str | tuple[str, ...] | None = "auto"
+    stem: bool = True
+    lowercase: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if isinstance(self.stopwords, tuple):
+            d["stopwords"] = list(self.stopwords)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AnalyzerConfig:
+        sw = d.get("stopwords", "auto")
+        return cls(
+            language=d.get("language", "en"),
+            stopwords=tuple(sw) if isinstance(sw, list) else sw,
+            stem=d.get("stem", True),
+            lowercase=d.get("lowercase", True),
+        )
+
+
+class Analyzer:
+    """Turns text into index terms for one language.
+
+    Parameters
+    ----------
+    language : str
+        ISO 639-1 code (``"en"``, ``"de"``, ``"zh"``, ...) or ``"none"`` (no stemming, no stop words).
+        Stemming uses Snowball where it has the language (see :data:`SNOWBALL`).
+    stopwords : "auto", None, or iterable of str
+        ``"auto"``: the language's default list (see module docs); None: keep every word.
+    stem : bool
+        Apply the Snowball stemmer when the language has one.
+    lowercase : bool
+        Case-fold before anything else.
+
+    Examples
+    --------
+    >>> Analyzer("en").tokens("The runners were running quickly")
+    ['runner', 'were', 'run', 'quick']
+    >>> Analyzer("zh").tokens("信息检索")
+    ['信息', '息检', '检索']
+    """
+
+    def __init__(
+        self,
+        language: str = "en",
+        stopwords: str | Iterable[str] | None = "auto",
+        stem: bool = True,
+        lowercase: bool = True,
+    ) -> None:
+        if not isinstance(language, str) or not language:
+            raise ValueError(f"language must be an ISO 639-1 code such as 'en'; got {language!r}")
+        language = language.lower()
+        if isinstance(stopwords, str) and stopwords != "auto":
+            raise ValueError(
+                f"stopwords must be 'auto', None or a list of words; got {stopwords!r}"
+            )
+        if stopwords is not None and not isinstance(stopwords, str):
+            stopwords = tuple(sorted({str(w) for w in stopwords}))
+        self.config = AnalyzerConfig(language, stopwords, bool(stem), bool(lowercase))
+        self._stop = self._stop_set()
+        self._stemmer = None
+        if stem and language in SNOWBALL:
+            import Stemmer
+
+            self._stemmer = Stemmer.Stemmer(SNOWBALL[language])
+        self._memo: dict[str, str | None] = {}
+
+    @classmethod
+    def from_config(cls, config: AnalyzerConfig | dict[str, Any]) -> Analyzer:
+        if isinstance(config, dict):
+            config = AnalyzerConfig.from_dict(config)
+        return cls(config.language, config.stopwords, config.stem, config.lowercase)
+
+    def _stop_set(self) -> frozenset[str]:
+        sw, lang = self.config.stopwords, self.config.language
+        if sw is None:
+            return frozenset()
+        if sw != "auto":
+            words = sw
+        elif lang == "en":
+            return ENGLISH_STOP_WORDS
+        elif lang in _STOP_WORDS_NAMES:
+            from stop_words import get_stop_words
+
+            words = get_stop_words(_STOP_WORDS_NAMES[lang])
+        else:
+            return frozenset()
+        return frozenset(self._normalise(w) for w in words)
+
+    def _normalise(self, text: str) -> str:
+        if not text.isascii():
+            text = unicodedata.normalize("NFKC", text)
+        return text.casefold() if self.config.lowercase else text
+
+    def _term(self, word: str) -> str | None:
+        """A word → its index term (None if it is a stop word); memoised."""
+        term = self._memo.get(word, "")
+        if term != "":
+            return term
+        if word in self._stop:
+            term = None
+        elif self._stemmer is not None:
+            term = self._stemmer.stemWord(word)
+        else:
+            term = word
+        if len(self._memo) < 2_000_000:
+            self._memo[word] = term
+        return term
+
+    def words(self, text: str) -> list[str]:
+        """Text → words (before stop words and stemming), with no-space scripts as bigrams."""
+        text = self._normalise(text)
+        words = _WORD.findall(text)
+        if not _HAS_NO_SPACE.search(text):
+            return words
+        out: list[str] = []
+        for word in words:
+            if not _HAS_NO_SPACE.search(word):
+                out.append(word)
+                continue
+            for no_space, other in _PIECES.findall(word):
+                if other:
+                    out.append(other)
+                    continue
+                clusters = _CLUSTER.findall(no_space)
+                if len(clusters) == 1:
+                    out.append(clusters[0])
+                else:
+                    out.extend(a + b for a, b in zip(clusters, clusters[1:]))
+        return out
+
+    def tokens(self, text: str) -> list[str]:
+        """Text → index terms, in order, repeats kept."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str; got {type(text).__name__}")
+        term = self._term
+        return [t for t in map(term, self.words(text)) if t is not None]
+
+    def __repr__(self) -> str:
+        return f"Analyzer({self.config})"
+
+
+class Vocabulary:
+    """Term string ↔ term id (dense, in order of first sight). Append-only."""
+
+    def __init__(self, terms: Iterable[str] = ()) -> None:
+        self._terms: list[str] = []
+        self._ids: dict[str, int] = {}
+        for t in terms:
+            self.add(t)
+
+    def add(self, term: str) -> int:
+        tid = self._ids.get(term)
+        if tid is None:
+            tid = self._ids[term] = len(self._terms)
+            self._terms.append(term)
+        return tid
+
+    def get(self, term: str) -> int | None:
+        return self._ids.get(term)
+
+    def __len__(self) -> int:
+        return len(self._terms)
+
+    def __getitem__(self, tid: int) -> str:
+        return self._terms[tid]
+
+    def __contains__(self, term: str) -> bool:
+        return term in self._ids
+
+    @property
+    def terms(self) -> list[str]:
+        return self._terms
+
+    def encode(
+        self, docs: Iterable[list[str]], *, grow: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Token lists → CSR term counts ``(indptr int64, term ids uint32, counts float32)``.
+
+        ``grow=False`` (queries) drops unknown terms instead of adding them. Within a row, term ids
+        are sorted ascending.
+        """
+        ids = self._ids
+        lookup = self.add if grow else ids.get
+        indptr = [0]
+        flat: list[int] = []
+        for tokens in docs:
+            row = [lookup(t) for t in tokens]
+            if not grow:
+                row = [t for t in row if t is not None]
+            flat.extend(row)
+            indptr.append(len(flat))
+        return counts_csr(np.asarray(indptr, np.int64), np.asarray(flat, np.int64))
+
+
+def counts_csr(indptr: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of term ids (with repeats) → CSR of (sorted unique term id, count) per row."""
+    n = len(indptr) - 1
+    if len(flat) == 0:
+        return np.zeros(n + 1, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.float32)
+    row = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    key = row * (int(flat.max()) + 1) + flat
+    uniq, counts = np.unique(key, return_counts=True)
+    width = int(flat.max()) + 1
+    rows, terms = np.divmod(uniq, width)
+    out_ptr = np.zeros(n + 1, np.int64)
+    np.add.at(out_ptr, rows + 1, 1)
+    return np.cumsum(out_ptr), terms.astype(np.uint32), counts.astype(np.float32)

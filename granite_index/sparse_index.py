@@ -1,0 +1,588 @@
+"""Sparse inverted index: BM25 over term frequencies, or dot products over learned-sparse impacts.
+
+Structure
+---------
+Documents sit at *positions* 0, 1, 2, ... in the order they were added; ``keys`` maps positions to
+the caller's int64 ids, ``dl`` holds document lengths (BM25), ``alive`` marks deletions. Postings
+live in immutable *segments*, each covering a contiguous range of positions, stored term-major
+(CSC): sorted ``term_ids``, ``term_ptr``, then per posting the document (uint32, relative to the
+segment's first position) and a float32 weight (term frequency or impact).
+
+- ``add`` builds one new segment; adjacent segments are merged like a binary counter (a segment is
+  merged into its predecessor when the predecessor is not bigger), so there are at most
+  log2(n) segments and every posting is rewritten O(log n) times. Merging drops deleted postings.
+- ``delete`` clears ``alive`` bits and updates document frequencies; past :data:`COMPACT_AT` dead
+  positions the index is rewritten without them.
+- BM25 statistics (N, df, avgdl) are global and exact at all times: BM25 is computed at query time
+  from tf and the document length, never baked into the postings, so after any sequence of adds and
+  deletes the scores equal those of an index built from scratch on the surviving documents.
+- Search scores each segment with a numba kernel (one accumulator per thread, touched documents
+  tracked so that cost follows the postings read, not the collection size), keeps a top-k heap per
+  segment, then merges the per-segment lists. Results are exact.
+
+BM25 is Lucene's (since 8.0): ``idf(t) · tf / (tf + k1 · (1 - b + b · dl / avgdl))`` with
+``idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))``. Defaults ``k1 = 1.2``, ``b = 0.75`` are Lucene's and
+Elasticsearch's, the setting behind BEIR's published BM25 numbers.
+
+Persistence: ``save`` writes named ``.npy`` arrays and ``index.json``; ``load`` memory-maps the
+postings (``mmap=True``), so opening a large index reads almost nothing until queries touch it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+
+from granite_index import _sparse_kernels as K
+from granite_index._validate import check_k, preview
+from granite_index.encoders.analyzer import Analyzer, Vocabulary
+from granite_index.errors import DuplicateIdError, FormatVersionError, UnknownIdError
+from granite_index.result import SearchResult
+
+Weighting = Literal["bm25", "impact"]
+FORMAT_VERSION = 1
+#: fraction of dead positions past which ``delete`` compacts the index
+COMPACT_AT = 0.5
+_SEG_ARRAYS = ("term_ids", "term_ptr", "post_doc", "post_w")
+
+
+@dataclass
+class Segment:
+    """Immutable postings for positions ``base .. base + n_docs`` (see module docs)."""
+
+    name: str
+    base: int
+    n_docs: int
+    term_ids: np.ndarray
+    term_ptr: np.ndarray
+    post_doc: np.ndarray
+    post_w: np.ndarray
+
+    @property
+    def n_postings(self) -> int:
+        return len(self.post_doc)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, a).nbytes for a in _SEG_ARRAYS)
+
+    def save(self, folder: Path) -> None:
+        """Write ``folder/<name>/`` once (segments never change; an existing folder is kept)."""
+        final = folder / self.name
+        if final.exists():
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{self.name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for a in _SEG_ARRAYS:
+            np.save(tmp / f"{a}.npy", getattr(self, a))
+        os.replace(tmp, final)
+
+    @classmethod
+    def load(cls, folder: Path, meta: dict[str, Any], mmap: bool) -> Segment:
+        d = folder / meta["name"]
+        arrays = {a: np.load(d / f"{a}.npy", mmap_mode="r" if mmap else None) for a in _SEG_ARRAYS}
+        return cls(meta["name"], int(meta["base"]), int(meta["n_docs"]), **arrays)
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "base": self.base,
+            "n_docs": self.n_docs,
+            "n_postings": self.n_postings,
+        }
+
+
+class SparseIndex:
+    """Exact top-k search over sparse document vectors, with incremental add and delete.
+
+    Parameters
+    ----------
+    weighting : {"bm25", "impact"}
+        ``bm25``: document values are term frequencies and queries are term counts; scored with
+        Lucene BM25 using exact global statistics. ``impact``: values are precomputed weights
+        (learned sparse, e.g. SPLADE) and the score is the dot product with the query's weights.
+    k1, b : float
+        BM25 parameters (defaults: Lucene's 1.2 and 0.75).
+    analyzer : Analyzer, optional
+        Makes the index accept texts (``add_texts`` / string queries); its vocabulary is kept
+        with the index.
+
+    Examples
+    --------
+    >>> idx = SparseIndex.bm25(language="en")
+    >>> idx.add_texts([1, 2], ["BM25 ranks documents", "FAISS searches vectors"])
+    >>> idx.search(["ranking documents"], k=1).ids
+    array([[1]])
+    """
+
+    def __init__(
+        self,
+        weighting: Weighting = "bm25",
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+        analyzer: Analyzer | None = None,
+    ) -> None:
+        if weighting not in ("bm25", "impact"):
+            raise ValueError(f"weighting must be 'bm25' or 'impact'; got {weighting!r}")
+        if not (np.isfinite(k1) and k1 >= 0):
+            raise ValueError(f"k1 must be a finite number >= 0; got {k1!r}")
+        if not (np.isfinite(b) and 0 <= b <= 1):
+            raise ValueError(f"b must be in [0, 1]; got {b!r}")
+        self.weighting: Weighting = weighting
+        self.k1 = float(k1)
+        self.b = float(b)
+        self.analyzer = analyzer
+        self.vocab: Vocabulary | None = Vocabulary() if analyzer is not None else None
+        self.segments: list[Segment] = []
+        self.keys = np.zeros(0, np.int64)
+        self.dl = np.zeros(0, np.float32)
+        self.alive = np.zeros(0, np.uint8)
+        self.df = np.zeros(0, np.int64)
+        self.n_alive = 0
+        self.total_len = 0.0
+        self._norm: np.ndarray | None = None
+        self._lookup: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def bm25(cls, language: str = "en", *, k1: float = 1.2, b: float = 0.75, **analyzer: Any):
+        """A BM25 index over texts, analysed for ``language`` (see :class:`Analyzer`)."""
+        return cls("bm25", k1=k1, b=b, analyzer=Analyzer(language, **analyzer))
+
+    # ------------------------------------------------------------------ properties
+    def __len__(self) -> int:
+        return self.n_alive
+
+    @property
+    def n_positions(self) -> int:
+        return len(self.keys)
+
+    @property
+    def n_postings(self) -> int:
+        return sum(s.n_postings for s in self.segments)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of postings + per-document arrays + document frequencies."""
+        return (
+            sum(s.nbytes for s in self.segments)
+            + self.keys.nbytes
+            + self.dl.nbytes
+            + self.alive.nbytes
+            + self.df.nbytes
+        )
+
+    @property
+    def avgdl(self) -> float:
+        return self.total_len / self.n_alive if self.n_alive else 0.0
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "weighting": self.weighting,
+            "k1": self.k1,
+            "b": self.b,
+            "analyzer": None if self.analyzer is None else self.analyzer.config.to_dict(),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"SparseIndex({self.weighting}, docs={self.n_alive}, postings={self.n_postings}, "
+            f"segments={len(self.segments)})"
+        )
+
+    # ------------------------------------------------------------------ writing
+    def add(
+        self,
+        keys: Any,
+        indptr: Any,
+        indices: Any,
+        values: Any,
+        *,
+        doc_len: Any = None,
+    ) -> None:
+        """Add documents given as CSR rows (one per key).
+
+        Parameters
+        ----------
+        keys : int64 array (n,)
+            New ids (not already present).
+        indptr, indices, values : CSR arrays
+            Row ``i`` holds document ``keys[i]``: term ids ``indices[indptr[i]:indptr[i+1]]``
+            (unique within a row) and their term frequencies (bm25) or impacts (impact, >= 0).
+        doc_len : array (n,), optional
+            BM25 document lengths; by default the row sums of ``values``.
+        """
+        keys = np.asarray(keys, dtype=np.int64).ravel()
+        indptr = np.asarray(indptr, dtype=np.int64).ravel()
+        indices = np.asarray(indices).ravel()
+        values = np.asarray(values, dtype=np.float32).ravel()
+        n = len(keys)
+        if len(indptr) != n + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise ValueError(f"indptr must be non-decreasing, start at 0 and have {n + 1} entries")
+        if len(indices) != indptr[-1] or len(values) != indptr[-1]:
+            raise ValueError(
+                f"indices ({len(indices)}) and values ({len(values)}) must have indptr[-1] = "
+                f"{indptr[-1]} entries"
+            )
+        if len(indices) and (indices.min() < 0 or indices.max() >= 2**32 - 1):
+            raise ValueError("term ids must be in [0, 2**32 - 1)")
+        if not np.all(np.isfinite(values)) or np.any(values < 0):
+            raise ValueError("values must be finite and >= 0")
+        if n == 0:
+            return
+        self._check_new_keys(keys)
+        indices = indices.astype(np.uint32)
+        if self.weighting == "bm25":
+            rows = np.repeat(np.arange(n), np.diff(indptr))
+            dl = np.bincount(rows, weights=values, minlength=n).astype(np.float32)
+            if doc_len is not None:
+                dl = np.asarray(doc_len, np.float32).ravel()
+                if len(dl) != n:
+                    raise ValueError(f"doc_len has {len(dl)} entries for {n} documents")
+        else:
+            dl = np.zeros(n, np.float32)
+        n_vocab = int(indices.max()) + 1 if len(indices) else 0
+        term_ids, term_ptr, post_doc, post_w = K.csr_to_csc(indptr, indices, values, n_vocab)
+        if K.has_repeats(term_ptr, post_doc):
+            raise ValueError("a row repeats a term id; give each term once with its total count")
+        seg = Segment(uuid.uuid4().hex, self.n_positions, n, term_ids, term_ptr, post_doc, post_w)
+        self.keys = np.concatenate([self.keys, keys])
+        self.dl = np.concatenate([self.dl, dl])
+        self.alive = np.concatenate([self.alive, np.ones(n, np.uint8)])
+        if len(self.df) < n_vocab:
+            self.df = np.concatenate([self.df, np.zeros(n_vocab - len(self.df), np.int64)])
+        self.df[term_ids] += np.diff(term_ptr)
+        self.n_alive += n
+        self.total_len += float(dl.sum(dtype=np.float64))
+        self.segments.append(seg)
+        self._changed()
+        self._merge_tail()
+
+    def add_texts(self, keys: Any, texts: Any) -> None:
+        """Analyse ``texts`` with the index's analyzer and add them (see :meth:`add`)."""
+        indptr, indices, values = self.encode_texts(texts, grow=True)
+        self.add(keys, indptr, indices, values)
+
+    def encode_texts(self, texts: Any, *, grow: bool = False):
+        """Texts → CSR term counts with this index's analyzer and vocabulary."""
+        if self.analyzer is None or self.vocab is None:
+            raise ValueError(
+                "this index has no analyzer; give term ids (CSR arrays) instead of texts"
+            )
+        if isinstance(texts, str):
+            texts = [texts]
+        return self.vocab.encode((self.analyzer.tokens(t) for t in texts), grow=grow)
+
+    def delete(self, keys: Any) -> None:
+        """Delete documents by key. Unknown or already deleted keys raise :class:`UnknownIdError`."""
+        keys = np.asarray(keys, dtype=np.int64).ravel()
+        if len(keys) == 0:
+            return
+        if len(np.unique(keys)) != len(keys):
+            raise ValueError("keys to delete repeat")
+        pos = self._positions(keys)
+        missing = keys[pos < 0]
+        if len(missing):
+            raise UnknownIdError(f"keys not in the index: {preview(missing.tolist())}")
+        dying = np.zeros(self.n_positions, np.uint8)
+        dying[pos] = 1
+        for seg in self.segments:
+            if dying[seg.base : seg.base + seg.n_docs].any():
+                self.df[seg.term_ids] -= K.dying_postings(
+                    seg.term_ptr, seg.post_doc, seg.base, dying
+                )
+        self.alive = np.array(self.alive)  # writable even if loaded read-only
+        self.alive[pos] = 0
+        self.n_alive -= len(pos)
+        self.total_len -= float(self.dl[pos].sum(dtype=np.float64))
+        if self.n_alive == 0:
+            self.total_len = 0.0
+        self.segments = [s for s in self.segments if self.alive[s.base : s.base + s.n_docs].any()]
+        self._changed()
+        if self.n_positions and 1 - self.n_alive / self.n_positions > COMPACT_AT:
+            self.compact()
+
+    def compact(self) -> None:
+        """Rewrite the index as one segment without deleted documents (positions renumbered)."""
+        remap = np.cumsum(self.alive, dtype=np.int64) - 1
+        merged = self._merged(self.segments)
+        keep = self.alive.astype(bool)
+        segments = []
+        if merged is not None:
+            post_doc = K.renumber(merged.post_doc, merged.base, 0, remap)
+            segments = [
+                Segment(
+                    uuid.uuid4().hex,
+                    0,
+                    self.n_alive,
+                    merged.term_ids,
+                    merged.term_ptr,
+                    post_doc,
+                    merged.post_w,
+                )
+            ]
+        self.keys = self.keys[keep]
+        self.dl = self.dl[keep]
+        self.alive = np.ones(self.n_alive, np.uint8)
+        self.segments = segments
+        self._changed()
+
+    def optimize(self) -> None:
+        """Merge everything into one segment and drop deleted documents (fastest search)."""
+        self.compact()
+
+    def _merged(self, segments: list[Segment]) -> Segment | None:
+        if not segments:
+            return None
+        out = segments[0]
+        for seg in segments[1:]:
+            out = self._merge_pair(out, seg)
+        if len(segments) == 1:  # still drop dead postings of a lone segment
+            out = self._merge_pair(out, None)
+        return out
+
+    def _merge_pair(self, a: Segment, b: Segment | None) -> Segment:
+        if b is None:
+            empty_u = np.zeros(0, np.uint32)
+            b_arrays = (empty_u, np.zeros(1, np.int64), empty_u, np.zeros(0, np.float32))
+            b_base, b_n = a.base + a.n_docs, 0
+        else:
+            b_arrays = (b.term_ids, b.term_ptr, b.post_doc, b.post_w)
+            b_base, b_n = b.base, b.n_docs
+        arrays = K.merge_segments(
+            a.term_ids,
+            a.term_ptr,
+            a.post_doc,
+            a.post_w,
+            np.int64(a.base),
+            *b_arrays[:4],
+            np.int64(b_base),
+            self.alive,
+        )
+        return Segment(uuid.uuid4().hex, a.base, b_base + b_n - a.base, *arrays)
+
+    def _merge_tail(self) -> None:
+        segs = self.segments
+        while len(segs) >= 2 and segs[-2].n_postings <= segs[-1].n_postings:
+            b = segs.pop()
+            a = segs.pop()
+            segs.append(self._merge_pair(a, b))
+
+    def _changed(self) -> None:
+        self._norm = None
+        self._lookup = None
+
+    def _check_new_keys(self, keys: np.ndarray) -> None:
+        uniq, counts = np.unique(keys, return_counts=True)
+        if len(uniq) != len(keys):
+            raise DuplicateIdError(f"keys repeat in this add: {preview(uniq[counts > 1].tolist())}")
+        present = keys[self._positions(keys) >= 0]
+        if len(present):
+            raise DuplicateIdError(f"keys already in the index: {preview(present.tolist())}")
+
+    def _positions(self, keys: np.ndarray) -> np.ndarray:
+        """Live positions of ``keys`` (-1 where absent or deleted)."""
+        if self._lookup is None:
+            live = np.nonzero(self.alive)[0]
+            order = np.argsort(self.keys[live], kind="stable")
+            self._lookup = (np.asarray(self.keys[live][order]), live[order])
+        sorted_keys, pos = self._lookup
+        if len(sorted_keys) == 0:
+            return np.full(len(keys), -1, np.int64)
+        i = np.searchsorted(sorted_keys, keys)
+        i = np.minimum(i, len(sorted_keys) - 1)
+        return np.where(sorted_keys[i] == keys, pos[i], -1)
+
+    # ------------------------------------------------------------------ reading
+    def _bm25_norm(self) -> np.ndarray:
+        if self._norm is None:
+            avgdl = self.avgdl or 1.0
+            self._norm = (self.k1 * (1 - self.b + self.b * (self.dl / np.float32(avgdl)))).astype(
+                np.float32
+            )
+        return self._norm
+
+    def idf(self, term_ids: np.ndarray) -> np.ndarray:
+        """Lucene BM25 idf of term ids over the live documents (0 for unseen terms)."""
+        term_ids = np.asarray(term_ids, dtype=np.int64)
+        df = np.zeros(len(term_ids), np.float64)
+        inside = term_ids < len(self.df)
+        df[inside] = self.df[term_ids[inside]]
+        n = self.n_alive
+        idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        return np.where(df > 0, idf, 0.0)
+
+    def _query_batch(self, queries: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if isinstance(queries, str) or (
+            isinstance(queries, (list, tuple))
+            and queries
+            and all(isinstance(q, str) for q in queries)
+        ):
+            for q in [queries] if isinstance(queries, str) else queries:
+                if not q.strip():
+                    raise ValueError("a query is empty")
+            return self.encode_texts(queries)
+        if hasattr(queries, "tocsr"):  # scipy.sparse
+            m = queries.tocsr()
+            m.sum_duplicates()
+            return m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.float32)
+        if isinstance(queries, tuple) and len(queries) == 3:
+            indptr, indices, values = (np.asarray(a).ravel() for a in queries)
+            indptr = indptr.astype(np.int64)
+            if len(indptr) < 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+                raise ValueError("query indptr must start at 0 and be non-decreasing")
+            if len(indices) != indptr[-1] or len(values) != indptr[-1]:
+                raise ValueError("query indices / values must have indptr[-1] entries")
+            if len(indices) and indices.min() < 0:
+                raise ValueError("query term ids must be >= 0")
+            values = values.astype(np.float32)
+            if not np.all(np.isfinite(values)):
+                raise ValueError("query values must be finite")
+            return indptr, indices.astype(np.int64), values
+        raise TypeError(
+            "queries must be a str, a list of str (with an analyzer), a scipy.sparse matrix or "
+            "an (indptr, indices, values) tuple"
+        )
+
+    def _weights(self, q_terms: np.ndarray, q_vals: np.ndarray) -> np.ndarray:
+        if self.weighting == "bm25":
+            return (self.idf(q_terms) * q_vals).astype(np.float32)
+        return q_vals.astype(np.float32)
+
+    def search(
+        self, queries: Any, k: int = 10, *, threads: int | None = None, oracle: bool = False
+    ) -> SearchResult:
+        """Exact top-k for a batch of queries.
+
+        Parameters
+        ----------
+        queries : str, list of str, scipy.sparse matrix, or (indptr, indices, values)
+            Texts need an analyzer. As term ids, values are counts (bm25) or weights (impact).
+        k : int
+            Hits per query; rows are padded with id -1 / score -inf when fewer documents match
+            (documents sharing no term with the query are never returned).
+        threads : int, optional
+            Threads for the batch (default: all cores). One query runs on one thread.
+        oracle : bool
+            Use the plain-numpy twin of the kernels (slow; for tests).
+        """
+        k = check_k(k)
+        q_ptr, q_terms, q_vals = self._query_batch(queries)
+        n_q = len(q_ptr) - 1
+        if threads is None:
+            threads = numba.config.NUMBA_NUM_THREADS
+        threads = max(1, int(threads))
+        q_w = self._weights(q_terms, q_vals)
+        # terms the index has never seen cannot match: drop them (keeps ids inside uint32)
+        known = (q_terms < len(self.df)) & (q_w != 0)
+        if not known.all():
+            q_ptr = _ptr_from_mask(q_ptr, known)
+            q_terms, q_w = q_terms[known], q_w[known]
+        q_terms = q_terms.astype(np.uint32)
+        norm = self._bm25_norm() if self.weighting == "bm25" else np.zeros(1, np.float32)
+        bm25 = self.weighting == "bm25"
+        kk = min(k, max(self.n_alive, 1))
+        parts_s, parts_p = [], []
+        for seg in self.segments:
+            if oracle:
+                s, p = K.score_topk_numpy(q_ptr, q_terms, q_w, seg, norm, self.alive, kk, bm25)
+            else:
+                s, p = K.score_topk(q_ptr, q_terms, q_w, seg, norm, self.alive, kk, bm25, threads)
+            parts_s.append(s)
+            parts_p.append(p)
+        ids = np.full((n_q, k), -1, np.int64)
+        scores = np.full((n_q, k), -np.inf, np.float32)
+        if parts_s:
+            if len(parts_s) == 1:
+                s, p = parts_s[0], parts_p[0]
+            else:
+                s, p = K.merge_topk(np.hstack(parts_s), np.hstack(parts_p), kk)
+            found = p >= 0
+            ids[:, :kk] = np.where(found, self.keys[np.where(found, p, 0)], -1)
+            scores[:, :kk] = np.where(found, s, -np.inf)
+        return SearchResult(ids, scores)
+
+    # ------------------------------------------------------------------ persistence
+    def save(
+        self, path: str | os.PathLike[str], *, segments_dir: str | os.PathLike[str] | None = None
+    ) -> None:
+        """Write the index to folder ``path`` (segments under ``path/segments`` unless given).
+
+        Segments are immutable and written once; saving again after a small add writes only the
+        new segment and the per-document arrays.
+        """
+        path = Path(path)
+        seg_dir = Path(segments_dir) if segments_dir is not None else path / "segments"
+        for seg in self.segments:
+            seg.save(seg_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        for name in ("keys", "dl", "alive", "df"):
+            np.save(path / f"{name}.npy", np.asarray(getattr(self, name)))
+        if self.vocab is not None:
+            feather.write_feather(
+                pa.table({"term": pa.array(self.vocab.terms, pa.string())}),
+                path / "vocab.arrow",
+                compression="uncompressed",
+            )
+        meta = {
+            "format_version": FORMAT_VERSION,
+            **self.config(),
+            "n_alive": self.n_alive,
+            "total_len": self.total_len,
+            "segments": [s.meta() for s in self.segments],
+            "segments_dir": None if segments_dir is None else os.path.relpath(seg_dir, path),
+        }
+        (path / "index.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> SparseIndex:
+        """Open an index saved with :meth:`save`; postings are memory-mapped when ``mmap``."""
+        path = Path(path)
+        file = path / "index.json"
+        if not file.is_file():
+            raise FileNotFoundError(f"{path} holds no sparse index (no index.json)")
+        meta = json.loads(file.read_text())
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise FormatVersionError(
+                f"{path} was written by a newer granite-index (sparse format "
+                f"{meta['format_version']}); upgrade granite-index"
+            )
+        analyzer = Analyzer.from_config(meta["analyzer"]) if meta.get("analyzer") else None
+        idx = cls(meta["weighting"], k1=meta["k1"], b=meta["b"], analyzer=analyzer)
+        mode = "r" if mmap else None
+        idx.keys = np.load(path / "keys.npy", mmap_mode=mode)
+        idx.dl = np.load(path / "dl.npy", mmap_mode=mode)
+        idx.alive = np.load(path / "alive.npy")
+        idx.df = np.load(path / "df.npy")
+        idx.n_alive = int(meta["n_alive"])
+        idx.total_len = float(meta["total_len"])
+        seg_dir = path / (meta.get("segments_dir") or "segments")
+        idx.segments = [Segment.load(seg_dir, m, mmap) for m in meta["segments"]]
+        if analyzer is not None:
+            terms = feather.read_table(path / "vocab.arrow").column("term").to_pylist()
+            idx.vocab = Vocabulary(terms)
+        return idx
+
+    @staticmethod
+    def segment_names(path: str | os.PathLike[str]) -> set[str]:
+        """Segments a saved index refers to (for cleaning up a shared segments folder)."""
+        meta = json.loads((Path(path) / "index.json").read_text())
+        return {m["name"] for m in meta["segments"]}
+
+
+def _ptr_from_mask(q_ptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """CSR indptr after dropping entries where ``keep`` is False."""
+    kept = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    return kept[q_ptr]

@@ -1,0 +1,107 @@
+"""Analyzer: tokenisation per script, stop words, stemming, config round-trip; Vocabulary / CSR."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from granite_index.encoders.analyzer import Analyzer, AnalyzerConfig, Vocabulary, counts_csr
+
+
+def test_english_stems_and_drops_short_stop_list():
+    toks = Analyzer("en").tokens("The runners were running quickly to the Systems")
+    assert toks == ["runner", "were", "run", "quick", "system"]
+
+
+def test_no_stemming_and_no_stopwords():
+    toks = Analyzer("en", stopwords=None, stem=False).tokens("The Runners")
+    assert toks == ["the", "runners"]
+
+
+def test_custom_stopwords_are_normalised():
+    assert Analyzer("en", stopwords=["Runners"], stem=False).tokens("runners run") == ["run"]
+
+
+def test_unicode_folding_and_german_stemming():
+    assert Analyzer("de").tokens("Die Häuser sind GROSS und groß") == ["haus", "gross", "gross"]
+
+
+def test_devanagari_vowel_signs_stay_in_words():
+    # Python's \w splits "हिन्दी" at its vowel signs; the analyzer must not
+    words = Analyzer("hi", stopwords=None, stem=False).words("हिन्दी भाषा")
+    assert words == ["हिन्दी", "भाषा"]
+
+
+@pytest.mark.parametrize(
+    "lang,text,expected",
+    [
+        ("zh", "信息检索", ["信息", "息检", "检索"]),
+        ("zh", "猫", ["猫"]),
+        ("zh", "GPU计算", ["gpu", "计算"]),
+        ("ja", "すし", ["すし"]),
+    ],
+)
+def test_no_space_scripts_become_bigrams(lang, text, expected):
+    assert Analyzer(lang, stopwords=None).tokens(text) == expected
+
+
+def test_thai_bigrams_keep_marks_with_their_letters():
+    toks = Analyzer("th").tokens("ง่าย")
+    assert toks == ["ง่า", "าย"]  # the tone mark stays on its consonant
+
+
+def test_stemmerless_language_still_tokenises():
+    assert Analyzer("vi", stopwords=None).tokens("Thành phố Hồ Chí Minh") == [
+        "thành",
+        "phố",
+        "hồ",
+        "chí",
+        "minh",
+    ]
+
+
+def test_config_round_trip():
+    a = Analyzer("en", stopwords=["x", "y"], stem=False)
+    b = Analyzer.from_config(AnalyzerConfig.from_dict(a.config.to_dict()))
+    assert b.config == a.config
+    assert b.tokens("x Yy z") == a.tokens("x Yy z") == ["yy", "z"]
+
+
+@pytest.mark.parametrize("bad", [None, "", 3])
+def test_bad_language(bad):
+    with pytest.raises(ValueError, match="language"):
+        Analyzer(bad)
+
+
+def test_bad_stopwords_string():
+    with pytest.raises(ValueError, match="stopwords"):
+        Analyzer("en", stopwords="english")
+
+
+def test_non_string_text():
+    with pytest.raises(TypeError, match="str"):
+        Analyzer("en").tokens(None)
+
+
+def test_vocabulary_csr():
+    v = Vocabulary()
+    indptr, terms, counts = v.encode([["a", "b", "a"], [], ["c", "a"]], grow=True)
+    assert indptr.tolist() == [0, 2, 2, 4]
+    assert terms.tolist() == [0, 1, 0, 2]
+    assert counts.tolist() == [2, 1, 1, 1]
+    assert v.terms == ["a", "b", "c"]
+    # queries never grow the vocabulary
+    indptr, terms, counts = v.encode([["zz", "c"]], grow=False)
+    assert terms.tolist() == [2] and len(v) == 3
+
+
+def test_counts_csr_matches_counter():
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(0, 7, rng.integers(0, 9)).tolist() for _ in range(30)]
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    ptr, terms, counts = counts_csr(indptr, np.array(sum(rows, []), np.int64))
+    from collections import Counter
+
+    for i, r in enumerate(rows):
+        got = dict(zip(terms[ptr[i] : ptr[i + 1]].tolist(), counts[ptr[i] : ptr[i + 1]].tolist()))
+        assert got == dict(Counter(r))

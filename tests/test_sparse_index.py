@@ -1,0 +1,279 @@
+"""SparseIndex: BM25 by hand, kernels vs their numpy twins, incremental = rebuilt, persistence, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from granite_index import _sparse_kernels as K
+from granite_index.errors import DuplicateIdError, UnknownIdError
+from granite_index.sparse_index import SparseIndex
+
+
+def _random_csr(rng, n_docs, n_vocab, max_len=12, impacts=False):
+    indptr, indices, values = [0], [], []
+    for _ in range(n_docs):
+        terms = rng.choice(n_vocab, size=rng.integers(0, max_len), replace=False)
+        indices.extend(terms.tolist())
+        if impacts:
+            values.extend(rng.random(len(terms)).round(3).tolist())
+        else:
+            values.extend(rng.integers(1, 4, len(terms)).tolist())
+        indptr.append(len(indices))
+    return np.array(indptr), np.array(indices, np.int64), np.array(values, np.float32)
+
+
+def _bm25_by_hand(docs: dict[int, dict[int, int]], query: list[int], k1=1.2, b=0.75):
+    n = len(docs)
+    avgdl = sum(sum(d.values()) for d in docs.values()) / n
+    scores = {}
+    for key, d in docs.items():
+        dl = sum(d.values())
+        s, hit = 0.0, False
+        for t in query:
+            if t in d:
+                hit = True
+                df = sum(1 for x in docs.values() if t in x)
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                s += idf * d[t] / (d[t] + k1 * (1 - b + b * dl / avgdl))
+        if hit:
+            scores[key] = s
+    return scores
+
+
+def test_bm25_matches_the_formula_by_hand():
+    docs = {10: {0: 2, 1: 1}, 11: {1: 3}, 12: {2: 1, 0: 1, 3: 5}, 13: {3: 1}}
+    idx = SparseIndex("bm25")
+    keys = list(docs)
+    indptr = np.cumsum([0] + [len(docs[k]) for k in keys])
+    indices = [t for k in keys for t in docs[k]]
+    values = [c for k in keys for c in docs[k].values()]
+    idx.add(keys, indptr, indices, values)
+    for query in ([0], [1, 3], [0, 1, 2, 3]):
+        want = _bm25_by_hand(docs, query)
+        res = idx.search((np.array([0, len(query)]), np.array(query), np.ones(len(query))), k=4)
+        got = {int(i): float(s) for i, s in zip(res.ids[0], res.scores[0]) if i >= 0}
+        assert got.keys() == want.keys()
+        for key in want:
+            assert got[key] == pytest.approx(want[key], rel=1e-6)
+        assert list(res.scores[0][: len(got)]) == sorted(got.values(), reverse=True)
+
+
+def test_ties_go_to_the_lower_position():
+    idx = SparseIndex("impact")
+    idx.add([5, 3, 9], [0, 1, 2, 3], [0, 0, 0], [1.0, 1.0, 1.0])
+    res = idx.search((np.array([0, 1]), np.array([0]), np.array([1.0])), k=3)
+    assert res.ids.tolist() == [[5, 3, 9]]
+
+
+@pytest.mark.parametrize("weighting", ["bm25", "impact"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kernels_equal_their_numpy_twins(weighting, threads):
+    rng = np.random.default_rng(1)
+    idx = SparseIndex(weighting)
+    for start in (0, 300, 420):  # several segments
+        indptr, indices, values = _random_csr(rng, 120, 50, impacts=weighting == "impact")
+        idx.add(np.arange(start, start + 120), indptr, indices, values)
+    idx.delete(np.concatenate([np.arange(0, 120, 7), np.arange(300, 540, 5)]))
+    q = _random_csr(rng, 25, 60, max_len=6, impacts=True)  # some terms unknown to the index
+    for k in (1, 10, 1000):
+        fast = idx.search(q, k=k, threads=threads)
+        slow = idx.search(q, k=k, oracle=True)
+        np.testing.assert_array_equal(fast.ids, slow.ids)
+        np.testing.assert_allclose(fast.scores, slow.scores, rtol=1e-6)
+
+
+def test_impact_scores_are_dot_products():
+    rng = np.random.default_rng(2)
+    indptr, indices, values = _random_csr(rng, 80, 30, impacts=True)
+    idx = SparseIndex("impact")
+    idx.add(np.arange(80), indptr, indices, values)
+    dense = np.zeros((80, 30), np.float32)
+    for i in range(80):
+        dense[i, indices[indptr[i] : indptr[i + 1]]] = values[indptr[i] : indptr[i + 1]]
+    qp, qi, qv = _random_csr(rng, 5, 30, max_len=5, impacts=True)
+    qdense = np.zeros((5, 30), np.float32)
+    for i in range(5):
+        qdense[i, qi[qp[i] : qp[i + 1]]] = qv[qp[i] : qp[i + 1]]
+    res = idx.search((qp, qi, qv), k=80)
+    exact = qdense @ dense.T
+    for q in range(5):
+        hits = res.ids[q] >= 0
+        np.testing.assert_allclose(res.scores[q][hits], exact[q, res.ids[q][hits]], rtol=1e-5)
+        assert set(res.ids[q][hits]) == set(np.nonzero(exact[q] > 0)[0])
+
+
+def _from_scratch(live: dict[int, tuple], weighting: str) -> SparseIndex:
+    idx = SparseIndex(weighting)
+    keys = sorted(live)
+    if keys:
+        rows = [live[k] for k in keys]
+        indptr = np.cumsum([0] + [len(r[0]) for r in rows])
+        idx.add(
+            keys,
+            indptr,
+            np.concatenate([r[0] for r in rows]).astype(np.int64),
+            np.concatenate([r[1] for r in rows]),
+        )
+    return idx
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["add", "delete", "compact"]), st.integers(1, 30), st.integers(0, 2**31)
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    weighting=st.sampled_from(["bm25", "impact"]),
+)
+def test_any_adds_and_deletes_equal_a_rebuild(ops, weighting):
+    rng = np.random.default_rng(0)
+    idx = SparseIndex(weighting)
+    live: dict[int, tuple] = {}
+    next_key = 0
+    for op, n, seed in ops:
+        r = np.random.default_rng(seed)
+        if op == "add":
+            indptr, indices, values = _random_csr(r, n, 40, impacts=weighting == "impact")
+            keys = np.arange(next_key, next_key + n) * 3 + 1  # not positions
+            next_key += n
+            idx.add(keys, indptr, indices, values)
+            for i, key in enumerate(keys):
+                sl = slice(indptr[i], indptr[i + 1])
+                live[int(key)] = (indices[sl], values[sl])
+        elif op == "delete" and live:
+            gone = r.choice(sorted(live), size=min(n, len(live)), replace=False)
+            idx.delete(gone)
+            for key in gone:
+                del live[int(key)]
+        elif op == "compact":
+            idx.compact()
+    ref = _from_scratch(live, weighting)
+    assert len(idx) == len(live)
+    queries = _random_csr(rng, 20, 45, max_len=5, impacts=True)
+    for k in (3, 50):
+        got, want = idx.search(queries, k=k), ref.search(queries, k=k)
+        np.testing.assert_array_equal(got.ids, want.ids)
+        np.testing.assert_array_equal(got.scores, want.scores)  # bit-identical: exact statistics
+
+
+def test_segments_stay_logarithmic():
+    idx = SparseIndex("bm25")
+    rng = np.random.default_rng(3)
+    for i in range(64):
+        indptr, indices, values = _random_csr(rng, 10, 100)
+        idx.add(np.arange(i * 10, i * 10 + 10), indptr, indices, values)
+    assert len(idx.segments) <= 8
+
+
+def test_save_load_round_trip_memory_mapped(tmp_path):
+    idx = SparseIndex.bm25("en")
+    idx.add_texts([1, 2, 3], ["apples and oranges", "oranges are orange", "bananas"])
+    idx.delete([2])
+    idx.save(tmp_path / "sp")
+    back = SparseIndex.load(tmp_path / "sp")
+    assert isinstance(back.segments[0].post_doc, np.memmap)
+    for q in (["orange"], ["apples bananas"], ["nothing here"]):
+        a, b = idx.search(q, k=3), back.search(q, k=3)
+        np.testing.assert_array_equal(a.ids, b.ids)
+        np.testing.assert_array_equal(a.scores, b.scores)
+    back.add_texts([4], ["orange juice"])  # a loaded (read-only) index still takes writes
+    back.delete([1])
+    assert len(back) == 2
+    assert back.search(["orange"], k=3).ids[0, :1].tolist() == [4]
+    assert back.search(["bananas"], k=3).ids.tolist() == [[3, -1, -1]]
+
+
+def test_save_again_writes_only_new_segments(tmp_path):
+    idx = SparseIndex.bm25("en")
+    idx.add_texts(list(range(100)), [f"word{i} common" for i in range(100)])
+    idx.save(tmp_path / "sp")
+    first = {p.name for p in (tmp_path / "sp" / "segments").iterdir()}
+    idx.add_texts([1000], ["other"])
+    idx.save(tmp_path / "sp")
+    now = {p.name for p in (tmp_path / "sp" / "segments").iterdir()}
+    assert first <= now and len(now) == len(first) + 1
+
+
+# ---------------------------------------------------------------------------- bad input
+@pytest.fixture
+def small():
+    idx = SparseIndex.bm25("en")
+    idx.add_texts([1, 2], ["the cat sat", "a dog ran"])
+    return idx
+
+
+def test_empty_query_is_an_error(small):
+    with pytest.raises(ValueError, match="empty"):
+        small.search(["  "], k=2)
+
+
+def test_query_of_unknown_terms_only_returns_nothing(small):
+    res = small.search(["zebra quantum"], k=2)
+    assert res.ids.tolist() == [[-1, -1]] and np.isneginf(res.scores).all()
+
+
+def test_stopword_only_query_returns_nothing(small):
+    assert small.search(["the a"], k=2).ids.tolist() == [[-1, -1]]
+
+
+def test_k_larger_than_collection_pads(small):
+    res = small.search(["cat"], k=5)
+    assert res.ids.tolist() == [[1, -1, -1, -1, -1]]
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_k_not_positive(small, k):
+    with pytest.raises(ValueError, match="k must be positive"):
+        small.search(["cat"], k=k)
+
+
+def test_delete_twice(small):
+    small.delete([1])
+    with pytest.raises(UnknownIdError, match="1"):
+        small.delete([1])
+    assert len(small) == 1
+
+
+def test_duplicate_keys(small):
+    with pytest.raises(DuplicateIdError, match="already"):
+        small.add_texts([2], ["again"])
+    with pytest.raises(DuplicateIdError, match="repeat"):
+        small.add_texts([5, 5], ["x", "y"])
+    assert len(small) == 2
+
+
+def test_bad_arrays():
+    idx = SparseIndex("impact")
+    with pytest.raises(ValueError, match="repeats a term"):
+        idx.add([1], [0, 2], [4, 4], [1.0, 2.0])
+    with pytest.raises(ValueError, match=">= 0"):
+        idx.add([1], [0, 1], [4], [-1.0])
+    with pytest.raises(ValueError, match="indptr"):
+        idx.add([1, 2], [0, 1], [4], [1.0])
+    with pytest.raises(ValueError, match="analyzer"):
+        idx.add_texts([1], ["text"])
+    with pytest.raises(ValueError, match="weighting"):
+        SparseIndex("tfidf")
+    with pytest.raises(ValueError, match="b must"):
+        SparseIndex("bm25", b=2)
+    assert len(idx) == 0
+
+
+def test_heap_merge_kernel_matches_sort():
+    rng = np.random.default_rng(5)
+    s = rng.integers(0, 5, (4, 30)).astype(np.float32)
+    p = rng.permutation(120).reshape(4, 30).astype(np.int64)
+    p[0, :10] = -1
+    out_s, out_p = K.merge_topk(s, p, 7)
+    for q in range(4):
+        ok = p[q] >= 0
+        order = np.lexsort((p[q][ok], -s[q][ok]))[:7]
+        np.testing.assert_array_equal(out_p[q], p[q][ok][order])
