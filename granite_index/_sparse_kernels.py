@@ -29,7 +29,7 @@ def _worse(s1, p1, s2, p2):
     return s1 < s2 or (s1 == s2 and p1 > p2)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _heap_push(hs, hp, n, k, s, p):
     """Offer (s, p) to a min-heap (worst at the root) of capacity k holding n items; returns new n."""
     if n < k:
@@ -53,7 +53,7 @@ def _heap_push(hs, hp, n, k, s, p):
     return n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _sift_down(hs, hp, i, n):
     while True:
         left = 2 * i + 1
@@ -83,6 +83,51 @@ def _heap_drain(hs, hp, n, out_s, out_p):
         _sift_down(hs, hp, 0, n)
 
 
+@njit(cache=True, nogil=True)
+def _select(bs, bp, cnt, k, out_s, out_p):
+    """Top-k of the first ``cnt`` (score, position) pairs by partition + sort; for large k.
+
+    Best first, ties to the lower position, like the heap.
+    """
+    if cnt > k:
+        thr = np.partition(bs[:cnt], cnt - k)[cnt - k]  # the k-th largest score
+        sel_s = np.empty(k, dtype=np.float32)
+        sel_p = np.empty(k, dtype=np.int64)
+        m = 0
+        n_ties = 0
+        for i in range(cnt):
+            if bs[i] > thr:
+                sel_s[m] = bs[i]
+                sel_p[m] = bp[i]
+                m += 1
+            elif bs[i] == thr:
+                n_ties += 1
+        ties = np.empty(n_ties, dtype=np.int64)
+        j = 0
+        for i in range(cnt):
+            if bs[i] == thr:
+                ties[j] = bp[i]
+                j += 1
+        ties.sort()
+        for i in range(k - m):
+            sel_s[m + i] = thr
+            sel_p[m + i] = ties[i]
+    else:
+        sel_s = bs[:cnt].copy()
+        sel_p = bp[:cnt].copy()
+    o = np.argsort(sel_p)
+    sel_s = sel_s[o]
+    sel_p = sel_p[o]
+    o = np.argsort(-sel_s, kind="mergesort")  # stable: equal scores keep ascending positions
+    for i in range(len(o)):
+        out_s[i] = sel_s[o[i]]
+        out_p[i] = sel_p[o[i]]
+
+
+#: above this k, top-k uses partition + sort instead of a heap
+HEAP_MAX_K = 256
+
+
 # ---------------------------------------------------------------------------- scoring + top-k
 
 
@@ -102,44 +147,109 @@ def _score_topk(
     bm25,
     n_groups,
 ):
+    # Query and document weights are > 0, so an accumulator is 0 until its document's first match.
+    # Two strategies per query, chosen by the number of postings it reads (P):
+    #  - sparse (P small against the segment): remember first-touched documents in a list and rank
+    #    and reset only those, so the query costs what its postings cost;
+    #  - dense: plain accumulation (no bookkeeping in the hot loop), then one sequential scan of the
+    #    accumulators against the heap's threshold, then a memset.
     n_q = len(q_ptr) - 1
     out_s = np.full((n_q, k), -np.inf, dtype=np.float32)
     out_p = np.full((n_q, k), -1, dtype=np.int64)
     n_terms = len(term_ids)
     per = (n_q + n_groups - 1) // n_groups
+    max_q = 0
+    for q in range(n_q):
+        max_q = max(max_q, q_ptr[q + 1] - q_ptr[q])
     for g in prange(n_groups):
         acc = np.zeros(n_docs, dtype=np.float32)
-        stamp = np.full(n_docs, -1, dtype=np.int32)
-        touched = np.empty(n_docs, dtype=np.int32)
+        touched = np.empty(n_docs, dtype=np.int64)
         hs = np.empty(k, dtype=np.float32)
         hp = np.empty(k, dtype=np.int64)
+        lo = np.empty(max_q, dtype=np.int64)
+        hi = np.empty(max_q, dtype=np.int64)
+        ws = np.empty(max_q, dtype=np.float32)
+        big = k > HEAP_MAX_K
+        bs = np.empty(n_docs if big else 0, dtype=np.float32)
+        bp = np.empty(n_docs if big else 0, dtype=np.int64)
         for q in range(g * per, min(n_q, (g + 1) * per)):
-            nt = 0
+            m = 0
+            n_post = 0
             for j in range(q_ptr[q], q_ptr[q + 1]):
                 t = q_terms[j]
                 i = np.searchsorted(term_ids, t)
-                if i >= n_terms or term_ids[i] != t:
-                    continue
-                w = q_w[j]
-                for p in range(term_ptr[i], term_ptr[i + 1]):
-                    d = post_doc[p]
-                    if bm25:
-                        tf = post_w[p]
-                        c = w * (tf / (tf + norm[base + d]))
-                    else:
-                        c = w * post_w[p]
-                    if stamp[d] != q:
-                        stamp[d] = q
-                        acc[d] = c
-                        touched[nt] = d
-                        nt += 1
-                    else:
-                        acc[d] += c
+                if i < n_terms and term_ids[i] == t:
+                    lo[m] = term_ptr[i]
+                    hi[m] = term_ptr[i + 1]
+                    ws[m] = q_w[j]
+                    n_post += hi[m] - lo[m]
+                    m += 1
+            dense = n_post * 4 > n_docs
+            nt = 0
+            for j in range(m):
+                w = ws[j]
+                if dense:
+                    for p in range(lo[j], hi[j]):
+                        d = np.int64(post_doc[p])
+                        if bm25:
+                            tf = post_w[p]
+                            acc[d] += w * (tf / (tf + norm[base + d]))
+                        else:
+                            acc[d] += w * post_w[p]
+                else:
+                    for p in range(lo[j], hi[j]):
+                        d = np.int64(post_doc[p])
+                        if bm25:
+                            tf = post_w[p]
+                            c = w * (tf / (tf + norm[base + d]))
+                        else:
+                            c = w * post_w[p]
+                        a = acc[d]
+                        touched[nt] = d  # kept only if this is the first match (branch-free)
+                        nt += (a == 0) & (c > 0)
+                        acc[d] = a + c
             n = 0
-            for i in range(nt):
-                d = touched[i]
-                if alive[base + d]:
-                    n = _heap_push(hs, hp, n, k, acc[d], base + d)
+            if k > HEAP_MAX_K:
+                cnt = 0
+                if dense:
+                    for d in range(n_docs):  # branch-free compaction of the non-zero scores
+                        bs[cnt] = acc[d]
+                        bp[cnt] = base + d
+                        cnt += (acc[d] > 0) & (alive[base + d] != 0)
+                    acc[:] = 0
+                else:
+                    for i in range(nt):
+                        d = touched[i]
+                        bs[cnt] = acc[d]
+                        bp[cnt] = base + d
+                        cnt += alive[base + d] != 0
+                        acc[d] = 0
+                _select(bs, bp, cnt, k, out_s[q], out_p[q])
+                continue
+            if dense:
+                thr = np.float32(0)
+                for d in range(n_docs):
+                    s = acc[d]
+                    if s > thr and alive[base + d]:
+                        # ascending positions: an equal score never displaces an earlier document
+                        n = _heap_push(hs, hp, n, k, s, base + d)
+                        if n == k:
+                            thr = hs[0]
+                acc[:] = 0
+            else:
+                for i in range(nt):
+                    d = touched[i]
+                    s = acc[d]
+                    acc[d] = 0
+                    pos = base + d
+                    if not alive[pos]:
+                        continue
+                    if n < k:
+                        n = _heap_push(hs, hp, n, k, s, pos)
+                    elif s > hs[0] or (s == hs[0] and pos < hp[0]):
+                        hs[0] = s
+                        hp[0] = pos
+                        _sift_down(hs, hp, 0, n)
             _heap_drain(hs, hp, n, out_s[q], out_p[q])
     return out_s, out_p
 

@@ -13,7 +13,7 @@ import click
 
 from granite_index.errors import GraniteIndexError
 
-MODES = ["dense"]
+MODES = ["dense", "bm25"]
 
 
 def _fail(exc: Exception) -> None:
@@ -23,39 +23,46 @@ def _fail(exc: Exception) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="granite-index")
 def main() -> None:
-    """granite-index: dense (and soon sparse and hybrid) retrieval over Lance-persisted collections."""
+    """granite-index: dense and BM25 retrieval over Lance-persisted collections."""
 
 
-def _open_or_create(
-    path: Path, model: str | None, index: str, precision: str, batch_size: int
-) -> Any:
+def _open_or_create(path: Path, opts: dict[str, Any]) -> Any:
     from granite_index.collection import Collection
 
+    model = opts["model"]
     if (path / "manifest.json").is_file():
-        col = Collection.open(path, precision=precision, batch_size=batch_size)
-        if model is not None and col.manifest.encoder["model"] != model:
+        col = Collection.open(path, precision=opts["precision"], batch_size=opts["batch_size"])
+        enc = col.manifest.encoder
+        if model is not None and enc is not None and enc["model"] != model:
             raise click.UsageError(
-                f"{path} was built with model {col.manifest.encoder['model']!r}, not {model!r}; "
+                f"{path} was built with model {enc['model']!r}, not {model!r}; "
                 "choose another --out / --collection"
             )
+        for mode in opts["modes"]:
+            if mode not in col.modes:
+                raise click.UsageError(
+                    f"{path} has no {mode} index (it has {col.modes}); choose another "
+                    "--out / --collection"
+                )
         return col
     return Collection.create(
-        path, model=model, index=index, precision=precision, batch_size=batch_size
+        path,
+        model=model if "dense" in opts["modes"] else None,
+        index=opts["index"],
+        precision=opts["precision"],
+        batch_size=opts["batch_size"],
+        dense="dense" in opts["modes"],
+        sparse="bm25" if "bm25" in opts["modes"] else None,
+        language=opts["language"],
     )
 
 
 def _index_dataset(
-    data: Any,
-    path: Path,
-    model: str | None,
-    index: str,
-    precision: str,
-    batch_size: int,
-    chunk: int,
+    data: Any, path: Path, opts: dict[str, Any], chunk: int
 ) -> tuple[Any, float, int]:
     from granite_index.indexing import index_corpus
 
-    col = _open_or_create(path, model, index, precision, batch_size)
+    col = _open_or_create(path, opts)
     metadata = [{"title": t} if t else None for t in data.titles]
     t0 = time.perf_counter()
     added = index_corpus(col, data.doc_ids, data.documents(), metadata, chunk_size=chunk)
@@ -89,6 +96,12 @@ _batch_opt = click.option(
     type=click.IntRange(1),
     help="Texts per forward pass.",
 )
+_language_opt = click.option(
+    "--language",
+    default="en",
+    show_default=True,
+    help="BM25 analyzer language (ISO 639-1: en, de, zh, ...).",
+)
 _chunk_opt = click.option(
     "--chunk",
     default=2048,
@@ -106,28 +119,47 @@ _chunk_opt = click.option(
     type=click.Path(path_type=Path),
     help="Collection folder to create (or resume).",
 )
+@click.option(
+    "--dense/--no-dense", default=True, show_default=True, help="Keep a dense (FAISS) index."
+)
+@click.option(
+    "--bm25/--no-bm25", default=False, show_default=True, help="Keep a BM25 inverted index."
+)
 @_model_opt
 @_index_opt
 @_precision_opt
 @_batch_opt
+@_language_opt
 @_chunk_opt
 def index(
     data_dir: Path,
     out: Path,
+    dense: bool,
+    bm25: bool,
     model: str | None,
     index_kind: str,
     precision: str,
     batch_size: int,
+    language: str,
     chunk: int,
 ) -> None:
     """Build a collection from a BEIR-format folder (corpus.jsonl); re-running resumes."""
     from granite_index.eval import load_beir
 
+    modes = ["dense"] * dense + ["bm25"] * bm25
+    if not modes:
+        raise click.UsageError("nothing to build: give --dense and/or --bm25")
+    opts = dict(
+        model=model,
+        index=index_kind,
+        precision=precision,
+        batch_size=batch_size,
+        language=language,
+        modes=modes,
+    )
     try:
         data = load_beir(data_dir, split=_any_split(data_dir))
-        col, seconds, added = _index_dataset(
-            data, out, model, index_kind, precision, batch_size, chunk
-        )
+        col, seconds, added = _index_dataset(data, out, opts, chunk)
     except (GraniteIndexError, ValueError, TypeError, FileNotFoundError) as exc:
         _fail(exc)
     rate = added / seconds if seconds > 0 and added else 0.0
@@ -145,9 +177,11 @@ def _any_split(data_dir: Path) -> str:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.argument("query")
 @click.option("-k", default=10, show_default=True, type=click.IntRange(1), help="Hits to show.")
-@click.option("--mode", type=click.Choice(MODES), default="dense", show_default=True)
+@click.option(
+    "--mode", type=click.Choice(MODES), default=None, help="Retriever (default: dense if present)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON lines.")
-def search(path: Path, query: str, k: int, mode: str, as_json: bool) -> None:
+def search(path: Path, query: str, k: int, mode: str | None, as_json: bool) -> None:
     """Search a collection with one query."""
     from granite_index.collection import Collection
 
@@ -199,6 +233,7 @@ def _snippet(text: str, width: int = 100) -> str:
 @_index_opt
 @_precision_opt
 @_batch_opt
+@_language_opt
 @click.option(
     "-k",
     "depth",
@@ -225,25 +260,35 @@ def eval_cmd(
     index_kind: str,
     precision: str,
     batch_size: int,
+    language: str,
     depth: int,
     as_json: bool,
     example: bool,
 ) -> None:
-    """Index a BEIR-format dataset (or reuse a collection) and report nDCG@10, Recall@100, MRR@10."""
+    """Index a BEIR-format dataset (or reuse a collection) and report nDCG@10, Recall@100, MRR@10.
+
+    The collection is built with the index ``--mode`` needs (``bm25`` builds no dense index).
+    """
     from granite_index.eval import evaluate, load_beir, run_from_result
 
+    opts = dict(
+        model=model,
+        index=index_kind,
+        precision=precision,
+        batch_size=batch_size,
+        language=language,
+        modes=[mode],
+    )
     with tempfile.TemporaryDirectory(prefix="granite-eval-") as tmp:
         try:
             data = load_beir(data_dir, split=split)
             path = col_path or Path(tmp) / "collection"
-            col, index_s, added = _index_dataset(
-                data, path, model, index_kind, precision, batch_size, 2048
-            )
+            col, index_s, added = _index_dataset(data, path, opts, 2048)
             qids, qtexts = data.eval_queries()
             t0 = time.perf_counter()
-            qvec = col.encoder.encode_queries(qtexts)
+            queries = col.encoder.encode_queries(qtexts) if mode == "dense" else qtexts
             t1 = time.perf_counter()
-            result = col.search(qvec, k=depth, mode=mode)
+            result = col.search(queries, k=depth, mode=mode)
             t2 = time.perf_counter()
             scores = evaluate(data.qrels, run_from_result(result, qids))
         except (GraniteIndexError, ValueError, TypeError, FileNotFoundError) as exc:
@@ -255,8 +300,9 @@ def eval_cmd(
             **{m: round(v, 5) for m, v in scores.items()},
             "n_queries": len(qids),
             "n_docs": len(col),
-            "model": col.manifest.encoder["model"],
-            "index": col.manifest.dense_index["kind"],
+            "model": col.manifest.encoder["model"] if mode == "dense" else None,
+            "index": col.manifest.dense_index["kind"] if mode == "dense" else "bm25",
+            "language": language if mode == "bm25" else None,
             "docs_indexed_now": added,
             "index_seconds": round(index_s, 2),
             "query_encode_seconds": round(t1 - t0, 3),
@@ -266,16 +312,17 @@ def eval_cmd(
             click.echo(json.dumps(report))
         else:
             click.echo(
-                f"\n{data.name} ({split}, {len(qids)} queries, {len(col)} docs), mode={mode}, model={report['model']}"
+                f"\n{data.name} ({split}, {len(qids)} queries, {len(col)} docs), mode={mode}"
+                + (f", model={report['model']}" if mode == "dense" else f", language={language}")
             )
             for m in scores:
                 click.echo(f"  {m:<11} {scores[m]:.4f}")
         if example:
-            _show_example(col, data, qids[0], depth)
+            _show_example(col, data, qids[0], mode)
 
 
-def _show_example(col: Any, data: Any, qid: str, k: int) -> None:
-    hits = col.search([data.queries[qid]], k=5).to_pandas()
+def _show_example(col: Any, data: Any, qid: str, mode: str) -> None:
+    hits = col.search([data.queries[qid]], k=5, mode=mode).to_pandas()
     relevant = data.qrels.get(qid, {})
     click.echo(f"\nexample query {qid}: {data.queries[qid]}", err=True)
     for row in hits.itertuples():

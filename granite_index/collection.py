@@ -15,9 +15,10 @@ from granite_index.dense_index import DenseIndex, Device, IndexKind
 from granite_index.encoders.dense import DenseEncoder, Precision
 from granite_index.errors import DuplicateIdError, UnknownIdError
 from granite_index.result import SearchResult
+from granite_index.sparse_index import SparseIndex
 from granite_index.store import Manifest, Store, docs_schema
 
-Mode = Literal["dense"]
+Mode = Literal["dense", "bm25"]
 
 
 class Collection:
@@ -59,6 +60,10 @@ class Collection:
         precision: Precision = "auto",
         batch_size: int = 32,
         device: Device = "auto",
+        dense: bool = True,
+        sparse: Literal["bm25"] | None = None,
+        language: str = "en",
+        bm25_params: dict[str, Any] | None = None,
     ) -> Collection:
         """Make a new, empty collection at ``path`` (which must not exist, or be an empty folder).
 
@@ -77,16 +82,41 @@ class Collection:
             Encoding options (not saved: they do not change what is stored beyond bf16 rounding).
         device : {"auto", "cpu", "cuda"}
             Where the dense index searches (GPU when present for ``flat``).
+        dense : bool
+            Keep a dense index (encode documents with the model). False makes a lexical-only
+            collection: no model is loaded and documents are not encoded.
+        sparse : {"bm25"}, optional
+            Also keep a BM25 inverted index (``search(mode="bm25")``).
+        language : str
+            The BM25 analyzer's language (ISO 639-1 code; see :class:`~granite_index.Analyzer`).
+        bm25_params : dict, optional
+            ``k1``, ``b`` (Lucene's 1.2 / 0.75 by default) and analyzer options (``stopwords``,
+            ``stem``, ``lowercase``).
         """
         options = {"precision": precision, "batch_size": batch_size}
-        if encoder is None:
-            encoder = DenseEncoder(model, **options)
-        dense = DenseIndex(encoder.dim, index, device="cpu", **(index_params or {}))
+        if sparse not in (None, "bm25"):
+            raise ValueError(f"sparse must be None or 'bm25'; got {sparse!r}")
+        if not dense and sparse is None:
+            raise ValueError("a collection needs an index: dense=True and/or sparse='bm25'")
+        dense_index = None
+        if dense:
+            if encoder is None:
+                encoder = DenseEncoder(model, **options)
+            dense_index = DenseIndex(encoder.dim, index, device="cpu", **(index_params or {}))
+        elif encoder is not None or model is not None:
+            raise ValueError("model / encoder given but dense=False")
+        sparse_index = None
+        if sparse == "bm25":
+            params = dict(bm25_params or {})
+            k1, b = params.pop("k1", 1.2), params.pop("b", 0.75)
+            sparse_index = SparseIndex.bm25(language, k1=k1, b=b, **params)
         manifest = Manifest(
-            encoder=encoder.config.to_dict(),
-            dense_index={"kind": index, **(index_params or {})},
+            encoder=encoder.config.to_dict() if dense else None,
+            dense_index={"kind": index, **(index_params or {})} if dense else None,
+            sparse_index=sparse_index.config() if sparse_index is not None else None,
         )
-        return cls(Store.create(path, manifest, dense), encoder, device, options)
+        store = Store.create(path, manifest, dense_index, sparse_index)
+        return cls(store, encoder, device, options)
 
     @classmethod
     def open(
@@ -111,9 +141,15 @@ class Collection:
         )
 
     def _load_state(self) -> None:
-        """(Re)read the committed state: dense index and the id ↔ key maps."""
+        """(Re)read the committed state: indexes and the id ↔ key maps."""
         store = self._store
-        self._dense = DenseIndex.load(store.dense_dir(), device=self._device)
+        m = store.manifest
+        self._dense = (
+            DenseIndex.load(store.dense_dir(), device=self._device)
+            if m.dense_index is not None
+            else None
+        )
+        self._sparse = SparseIndex.load(store.sparse_dir()) if m.sparse_index is not None else None
         self._id_to_key: dict[Any, int] = {}
         self._key_to_id: list[Any] = [None] * store.manifest.next_key
         ds = store.docs()
@@ -137,13 +173,28 @@ class Collection:
     @property
     def encoder(self) -> DenseEncoder:
         """The dense encoder this collection was built with (loaded, and revision-checked, on first use)."""
+        if self.manifest.encoder is None:
+            raise ValueError(f"{self.path} has no dense index (created with dense=False)")
         if self._encoder is None:
             self._encoder = DenseEncoder.from_config(self.manifest.encoder, **self._encoder_options)
         return self._encoder
 
     @property
-    def dense_index(self) -> DenseIndex:
+    def dense_index(self) -> DenseIndex | None:
         return self._dense
+
+    @property
+    def sparse_index(self) -> SparseIndex | None:
+        return self._sparse
+
+    @property
+    def modes(self) -> list[str]:
+        """The search modes this collection answers."""
+        return [m for m, idx in (("dense", self._dense), ("bm25", self._sparse)) if idx is not None]
+
+    @property
+    def _dim(self) -> int | None:
+        return None if self._dense is None else self._dense.dim
 
     def __len__(self) -> int:
         return len(self._id_to_key)
@@ -162,7 +213,17 @@ class Collection:
             "format_version": m.format_version,
             "id_type": m.id_type,
             "encoder": m.encoder,
-            "dense_index": {**m.dense_index, "dim": self._dense.dim},
+            "dense_index": None
+            if self._dense is None
+            else {**m.dense_index, "dim": self._dense.dim},
+            "sparse_index": None
+            if self._sparse is None
+            else {
+                **m.sparse_index,
+                "postings": self._sparse.n_postings,
+                "segments": len(self._sparse.segments),
+                "vocabulary": len(self._sparse.vocab or ()),
+            },
         }
 
     # ------------------------------------------------------------------ writing
@@ -213,24 +274,34 @@ class Collection:
         present = [i for i in ids if i in self._id_to_key]
         if present:
             raise DuplicateIdError(f"ids already in the collection: {preview(present)}")
-        if vectors is None:
+        if self._dense is None:
+            if vectors is not None:
+                raise ValueError("this collection has no dense index; do not pass vectors")
+        elif vectors is None:
             vectors = self.encoder.encode_documents(texts, show_progress=show_progress)
         else:
             vectors = check_matrix(vectors, "vectors", self._dense.dim)
             if len(vectors) != len(ids):
                 raise ValueError(f"{len(ids)} ids but {len(vectors)} vectors")
+        terms = self._sparse.encode_texts(texts, grow=True) if self._sparse is not None else None
+        if self._dense is None and hasattr(show_progress, "update"):
+            show_progress.update(len(ids))
         keys = np.arange(m.next_key, m.next_key + len(ids), dtype=np.int64)
         table = _docs_table(keys, ids, texts, meta, vectors, id_type)
         with self._store.writer(), self._rollback_on_error():
             lance_version = self._store.append_docs(table)
-            self._dense.add(keys, vectors)
             new = m.next(
                 lance_version=lance_version,
                 id_type=id_type,
                 next_key=m.next_key + len(ids),
                 n_docs=m.n_docs + len(ids),
             )
-            self._store.write_dense(self._dense, new.commit)
+            if self._dense is not None:
+                self._dense.add(keys, vectors)
+                self._store.write_dense(self._dense, new.commit)
+            if self._sparse is not None:
+                self._sparse.add(keys, *terms)
+                self._store.write_sparse(self._sparse, new.commit)
             self._store.commit(new)
         self._id_to_key.update(zip(ids, keys.tolist()))
         self._key_to_id.extend(ids)
@@ -253,9 +324,13 @@ class Collection:
         m = self.manifest
         with self._store.writer(), self._rollback_on_error():
             lance_version = self._store.delete_docs(keys)
-            self._dense.delete(keys)
             new = m.next(lance_version=lance_version, n_docs=m.n_docs - len(ids))
-            self._store.write_dense(self._dense, new.commit)
+            if self._dense is not None:
+                self._dense.delete(keys)
+                self._store.write_dense(self._dense, new.commit)
+            if self._sparse is not None:
+                self._sparse.delete(keys)
+                self._store.write_sparse(self._sparse, new.commit)
             self._store.commit(new)
         for i, key in zip(ids, keys):
             del self._id_to_key[i]
@@ -278,31 +353,47 @@ class Collection:
         return Collection._Rollback(self)
 
     # ------------------------------------------------------------------ reading
-    def search(self, queries: Any, k: int = 10, *, mode: Mode = "dense") -> SearchResult:
+    def search(
+        self, queries: Any, k: int = 10, *, mode: Mode | None = None, threads: int | None = None
+    ) -> SearchResult:
         """Top-k documents for each query.
 
         Parameters
         ----------
         queries : str, sequence of str, or float array (n_queries, dim)
-            Query texts (encoded with the collection's encoder) or query vectors.
+            Query texts, or query vectors (dense mode only).
         k : int
-            Hits per query (padded with id -1 when the collection has fewer documents).
-        mode : {"dense"}
-            Which retriever answers.
+            Hits per query (padded with id -1 when fewer documents match).
+        mode : {"dense", "bm25"}, optional
+            Which retriever answers; by default the dense one if the collection has it, else BM25.
+        threads : int, optional
+            BM25: threads for a batch of queries (default: all cores).
 
         Returns
         -------
         SearchResult
             Internal keys and scores; ``.doc_ids()`` and ``.to_arrow()`` give your ids and documents.
         """
-        if mode != "dense":
+        if mode is None:
+            mode = "dense" if self._dense is not None else "bm25"
+        if mode not in ("dense", "bm25"):
+            raise ValueError(f"mode must be 'dense' or 'bm25'; got {mode!r}")
+        if mode not in self.modes:
             raise ValueError(
-                f"mode must be 'dense' (the only index this collection has); got {mode!r}"
+                f"this collection has no {mode} index; it answers {self.modes} "
+                "(choose dense= / sparse= in Collection.create)"
             )
         k = check_k(k)
-        if isinstance(queries, str) or (
+        is_text = isinstance(queries, str) or (
             not isinstance(queries, np.ndarray) and _is_text_list(queries)
-        ):
+        )
+        if mode == "bm25":
+            if not is_text:
+                raise TypeError("bm25 search takes query texts (a str or a list of str)")
+            texts = [queries] if isinstance(queries, str) else as_list(queries, "queries")
+            res = self._sparse.search(texts, k, threads=threads)
+            return SearchResult(res.ids, res.scores, self)
+        if is_text:
             vectors = self.encoder.encode_queries(queries)
         else:
             vectors = check_matrix(queries, "queries", self._dense.dim)
@@ -319,6 +410,8 @@ class Collection:
 
     def vectors(self, ids: Any) -> np.ndarray:
         """Stored document vectors by id, float32 (n, dim)."""
+        if self._dense is None:
+            raise ValueError(f"{self.path} has no dense index, so no vectors")
         ids = as_list(ids, "ids")
         keys = [self._id_to_key[i] for i in ids]
         table = self._rows(keys, columns=["_key", "vector"])
@@ -332,9 +425,7 @@ class Collection:
         ds = self._store.docs()
         if ds is None or not keys:
             return (
-                docs_schema(self._dense.dim, self.manifest.id_type or "str")
-                .empty_table()
-                .select(columns)
+                docs_schema(self._dim, self.manifest.id_type or "str").empty_table().select(columns)
             )
         unique = sorted(set(keys))
         parts = [
@@ -433,18 +524,18 @@ def _docs_table(
     ids: list[Any],
     texts: list[str],
     meta: list[str | None],
-    vectors: np.ndarray,
+    vectors: np.ndarray | None,
     id_type: str,
 ) -> pa.Table:
-    dim = vectors.shape[1]
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
-    return pa.Table.from_arrays(
-        [
-            pa.array(keys, pa.int64()),
-            pa.array(ids, pa.int64() if id_type == "int" else pa.string()),
-            pa.array(texts, pa.string()),
-            pa.array(meta, pa.string()),
-            pa.FixedSizeListArray.from_arrays(flat, dim),
-        ],
-        schema=docs_schema(dim, id_type),
-    )
+    columns = [
+        pa.array(keys, pa.int64()),
+        pa.array(ids, pa.int64() if id_type == "int" else pa.string()),
+        pa.array(texts, pa.string()),
+        pa.array(meta, pa.string()),
+    ]
+    dim = None
+    if vectors is not None:
+        dim = vectors.shape[1]
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
+        columns.append(pa.FixedSizeListArray.from_arrays(flat, dim))
+    return pa.Table.from_arrays(columns, schema=docs_schema(dim, id_type))

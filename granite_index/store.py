@@ -5,10 +5,12 @@ Layout of a collection folder::
     manifest.json        the commit point: format, commit number, Lance version, encoder, index
     docs.lance/          Lance dataset: _key int64, id, text, metadata (JSON), vector
     dense/00000007/      the FAISS index as of commit 7 (see DenseIndex.save)
+    sparse/00000007/     the sparse index's per-document arrays + vocabulary as of commit 7
+    sparse/segments/     its immutable postings segments, shared by commits (see SparseIndex.save)
     .lock                held (flock) by the one writer
 
-A commit writes new Lance data (a new Lance version), then the dense index into a fresh
-folder, and last replaces ``manifest.json`` atomically (write, fsync, rename). A process killed
+A commit writes new Lance data (a new Lance version), then the dense and sparse indexes into
+fresh folders (new sparse segments only), and last replaces ``manifest.json`` atomically (write, fsync, rename). A process killed
 before the rename leaves the previous manifest in force: ``open`` reads the Lance dataset at the
 version it names, and the next writer restores that version before writing.
 """
@@ -35,14 +37,16 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DOCS = "docs.lance"
 DENSE = "dense"
+SPARSE = "sparse"
 
 
 @dataclass(frozen=True)
 class Manifest:
     """The committed state of a collection (``manifest.json``)."""
 
-    encoder: dict[str, Any]
-    dense_index: dict[str, Any]
+    encoder: dict[str, Any] | None
+    dense_index: dict[str, Any] | None
+    sparse_index: dict[str, Any] | None = None
     commit: int = 0
     lance_version: int | None = None
     id_type: str | None = None
@@ -58,17 +62,18 @@ class Manifest:
         return replace(self, commit=self.commit + 1, **changes)
 
 
-def docs_schema(dim: int, id_type: str) -> pa.Schema:
+def docs_schema(dim: int | None, id_type: str) -> pa.Schema:
+    """Schema of ``docs.lance``; no ``vector`` column in a collection without a dense index."""
     id_field = pa.int64() if id_type == "int" else pa.string()
-    return pa.schema(
-        [
-            pa.field("_key", pa.int64(), nullable=False),
-            pa.field("id", id_field, nullable=False),
-            pa.field("text", pa.string(), nullable=False),
-            pa.field("metadata", pa.string()),
-            pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
-        ]
-    )
+    fields = [
+        pa.field("_key", pa.int64(), nullable=False),
+        pa.field("id", id_field, nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("metadata", pa.string()),
+    ]
+    if dim is not None:
+        fields.append(pa.field("vector", pa.list_(pa.float32(), dim), nullable=False))
+    return pa.schema(fields)
 
 
 class Store:
@@ -80,8 +85,14 @@ class Store:
 
     # ------------------------------------------------------------------ create / open
     @classmethod
-    def create(cls, path: str | os.PathLike[str], manifest: Manifest, dense_index: Any) -> Store:
-        """Make a new collection folder holding ``manifest`` and the empty ``dense_index`` (commit 0).
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        manifest: Manifest,
+        dense_index: Any | None,
+        sparse_index: Any | None = None,
+    ) -> Store:
+        """Make a new collection folder holding ``manifest`` and the empty indexes (commit 0).
 
         The folder is assembled beside ``path`` and renamed into place, so a failure leaves nothing.
         ``path`` must not exist or be an empty folder.
@@ -94,7 +105,12 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = _mkdtemp(path.parent, f".{path.name}.")
         try:
-            dense_index.save(tmp / DENSE / f"{manifest.commit:08d}")
+            if dense_index is not None:
+                dense_index.save(tmp / DENSE / f"{manifest.commit:08d}")
+            if sparse_index is not None:
+                sparse_index.save(
+                    tmp / SPARSE / f"{manifest.commit:08d}", segments_dir=tmp / SPARSE / "segments"
+                )
             _write_atomic(tmp / MANIFEST, manifest.to_json())
             os.replace(tmp, path)
         except BaseException:
@@ -133,6 +149,9 @@ class Store:
 
     def dense_dir(self, commit: int | None = None) -> Path:
         return self.path / DENSE / f"{self.manifest.commit if commit is None else commit:08d}"
+
+    def sparse_dir(self, commit: int | None = None) -> Path:
+        return self.path / SPARSE / f"{self.manifest.commit if commit is None else commit:08d}"
 
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
@@ -185,6 +204,16 @@ class Store:
         index.save(tmp)
         os.replace(tmp, final)
 
+    def write_sparse(self, index: Any, commit: int) -> None:
+        """Save the sparse index for ``commit``: new segments into ``sparse/segments``, then the
+        per-document arrays into their own folder (tmp + rename)."""
+        final = self.sparse_dir(commit)
+        final.parent.mkdir(exist_ok=True)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp = _mkdtemp(final.parent, ".tmp-")
+        index.save(tmp, segments_dir=final.parent / "segments")  # stored as "../segments"
+        os.replace(tmp, final)
+
     def commit(self, manifest: Manifest) -> None:
         """Make ``manifest`` the collection's state (atomic), then drop files no commit needs."""
         _write_atomic(self.path / MANIFEST, manifest.to_json())
@@ -193,6 +222,17 @@ class Store:
         for old in (self.path / DENSE).glob("*"):
             if old.name != keep:
                 shutil.rmtree(old, ignore_errors=True)
+        if manifest.sparse_index is not None:
+            from granite_index.sparse_index import SparseIndex
+
+            current = self.sparse_dir()
+            used = SparseIndex.segment_names(current)
+            for old in (self.path / SPARSE).glob("*"):
+                if old.name not in (current.name, "segments"):
+                    shutil.rmtree(old, ignore_errors=True)
+            for seg in (self.path / SPARSE / "segments").glob("*"):
+                if seg.name not in used:
+                    shutil.rmtree(seg, ignore_errors=True)
 
 
 def _mkdtemp(parent: Path, prefix: str) -> Path:

@@ -82,3 +82,29 @@ def test_errors_are_one_line_messages(tmp_path, dataset):
         main, ["index", str(dataset), "--out", str(tmp_path / "o"), "--model", "./no-model"]
     )
     assert res.exit_code == 1 and "ModelNotFoundError" in res.output
+
+
+def test_eval_bm25_json_needs_no_model(dataset):
+    res = CliRunner().invoke(main, ["eval", str(dataset), "--mode", "bm25", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["mode"] == "bm25" and report["model"] is None and report["language"] == "en"
+    assert report["ndcg@10"] == 1.0  # each query's relevant document shares its stemmed terms
+
+
+def test_index_bm25_only_then_search(dataset, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "lex"
+    res = runner.invoke(main, ["index", str(dataset), "--out", str(out), "--no-dense", "--bm25"])
+    assert res.exit_code == 0, res.output
+    hits = runner.invoke(main, ["search", str(out), "column storage", "--json"])
+    assert hits.exit_code == 0, hits.output
+    assert json.loads(hits.stdout.splitlines()[0])["id"] == "d4"
+    wrong = runner.invoke(main, ["search", str(out), "x", "--mode", "dense"])
+    assert wrong.exit_code == 1 and "no dense index" in wrong.output
+    none = runner.invoke(main, ["index", str(dataset), "--out", str(tmp_path / "n"), "--no-dense"])
+    assert none.exit_code == 2 and "nothing to build" in none.output
+    dense_col = runner.invoke(
+        main, ["eval", str(dataset), "--mode", "dense", "--collection", str(out)]
+    )
+    assert dense_col.exit_code != 0 and "has no dense index" in dense_col.output

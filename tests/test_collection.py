@@ -104,7 +104,8 @@ def test_bad_input_is_reported_and_nothing_changes(col, tmp_path):
         (lambda: col.delete(["nope"]), UnknownIdError, "nope"),
         (lambda: col.search(np.ones((1, 7), np.float32)), ValueError, "dimension 7"),
         (lambda: col.search("q", k=0), ValueError, "k must be positive"),
-        (lambda: col.search("q", mode="bm25"), ValueError, "mode"),
+        (lambda: col.search("q", mode="bm25"), ValueError, "no bm25 index"),
+        (lambda: col.search("q", mode="splade"), ValueError, "mode must be"),
         (lambda: col.add(pd.DataFrame({"id": [1]})), ValueError, "no 'text' column"),
     ]
     for call, error, match in cases:
@@ -173,3 +174,62 @@ def test_failed_create_leaves_nothing(tmp_path, tiny_encoder, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         Collection.create(tmp_path / "c", encoder=tiny_encoder)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------- BM25 collections
+def test_bm25_only_collection_round_trip(tmp_path):
+    from granite_index import SparseIndex
+
+    texts = ["the cat sat on the mat", "dogs chase cats", "a mat of straw", "bananas are yellow"]
+    col = Collection.create(tmp_path / "lex", dense=False, sparse="bm25")
+    assert col.modes == ["bm25"] and col.manifest.encoder is None
+    col.add(["a", "b", "c", "d"], texts, metadata=[{"n": i} for i in range(4)])
+    res = col.search(["cat on a mat", "yellow"], k=3)  # default mode: bm25
+    ref = SparseIndex.bm25("en")
+    ref.add_texts([0, 1, 2, 3], texts)
+    want = ref.search(["cat on a mat", "yellow"], k=3)
+    np.testing.assert_array_equal(res.ids, want.ids)
+    np.testing.assert_array_equal(res.scores, want.scores)
+    assert res.doc_ids() == [["a", "c", "b"], ["d"]]
+    assert res.to_pandas()["metadata"][0] == {"n": 0}
+    col.delete(["a"])
+    again = Collection.open(tmp_path / "lex")
+    assert again.search("cat mat", k=3).doc_ids() == [["c", "b"]]
+    assert again.info()["sparse_index"]["weighting"] == "bm25"
+    with pytest.raises(ValueError, match="no dense index"):
+        again.search("cat", mode="dense")
+    with pytest.raises(ValueError, match="no dense index"):
+        again.vectors(["b"])
+    with pytest.raises(TypeError, match="query texts"):
+        again.search(np.ones((1, 4), np.float32), mode="bm25")
+    with pytest.raises(ValueError, match="empty"):
+        again.search("   ")
+
+
+def test_bm25_old_segments_are_cleaned_up(tmp_path):
+    col = Collection.create(tmp_path / "lex", dense=False, sparse="bm25")
+    for i in range(6):
+        col.add([f"d{i}"], [f"document number {i} words"])
+    seg_dir = tmp_path / "lex" / "sparse" / "segments"
+    on_disk = {p.name for p in seg_dir.iterdir()}
+    assert on_disk == {s.name for s in col.sparse_index.segments}
+    assert sorted(p.name for p in (tmp_path / "lex" / "sparse").iterdir()) == [
+        f"{col.manifest.commit:08d}",
+        "segments",
+    ]
+
+
+def test_create_needs_an_index(tmp_path):
+    with pytest.raises(ValueError, match="needs an index"):
+        Collection.create(tmp_path / "none", dense=False)
+    with pytest.raises(ValueError, match="sparse must be"):
+        Collection.create(tmp_path / "none", dense=False, sparse="splade")
+    assert not (tmp_path / "none").exists()
+
+
+def test_dense_and_bm25_in_one_collection(tmp_path, tiny_encoder):
+    col = Collection.create(tmp_path / "both", encoder=tiny_encoder, sparse="bm25", language="en")
+    col.add(["x", "y"], ["granite is a rock", "embedding models encode text"])
+    assert col.modes == ["dense", "bm25"]
+    assert col.search("rock", k=1, mode="bm25").doc_ids() == [["x"]]
+    assert col.search("rock", k=2, mode="dense").ids.shape == (1, 2)

@@ -63,7 +63,7 @@ def _spawn(tmp_path: Path, col_path: Path, mode: str) -> subprocess.Popen:
 @pytest.fixture()
 def base(tmp_path, tiny_encoder):
     path = tmp_path / "col"
-    col = Collection.create(path, encoder=tiny_encoder, device="cpu")
+    col = Collection.create(path, encoder=tiny_encoder, device="cpu", sparse="bm25")
     col.add(
         [f"d{i}" for i in range(30)], [f"doc {i}" for i in range(30)], vectors=unit_rows(30, 32)
     )
@@ -73,6 +73,7 @@ def base(tmp_path, tiny_encoder):
 def _check_consistent(col: Collection) -> None:
     ds = col._store.docs()
     assert ds.count_rows() == len(col) == len(col.dense_index) == col.manifest.n_docs
+    assert len(col.sparse_index) == len(col)
     keys = np.sort(ds.to_table(columns=["_key"]).column("_key").to_numpy())
     np.testing.assert_array_equal(keys, np.sort(col.dense_index.ids))
 
@@ -80,6 +81,7 @@ def _check_consistent(col: Collection) -> None:
 def test_kill_before_manifest_swap_keeps_last_commit(tmp_path, base):
     q = unit_rows(5, 32, seed=7)
     before = Collection.open(base, device="cpu").search(q, k=10)
+    before_bm25 = Collection.open(base, device="cpu").search(["doc 3", "text"], k=10, mode="bm25")
     child = _spawn(tmp_path, base, "stall")
     try:
         assert child.stdout.readline().strip() == "COMMITTING"  # Lance data + index already written
@@ -92,6 +94,9 @@ def test_kill_before_manifest_swap_keeps_last_commit(tmp_path, base):
     after = col.search(q, k=10)
     np.testing.assert_array_equal(after.ids, before.ids)
     np.testing.assert_array_equal(after.scores, before.scores)
+    after_bm25 = col.search(["doc 3", "text"], k=10, mode="bm25")
+    np.testing.assert_array_equal(after_bm25.ids, before_bm25.ids)
+    np.testing.assert_array_equal(after_bm25.scores, before_bm25.scores)
     _check_consistent(col)
     col.add(
         ["later"], ["a later document"], vectors=unit_rows(1, 32, seed=3)
@@ -114,5 +119,8 @@ def test_kill_at_any_moment_loses_no_committed_batch(tmp_path, base, delay):
     n_batches = (len(col) - 30) // 20
     assert len(col) == 30 + 20 * n_batches and n_batches >= 1
     assert all(f"b{b}-{i}" in col for b in range(n_batches) for i in range(20))
+    last = n_batches - 1  # the last committed batch is findable by BM25
+    hits = col.search([f"batch {last}"], k=len(col), mode="bm25").doc_ids()[0]
+    assert {f"b{last}-{i}" for i in range(20)} <= set(hits)
     col.add(["after-crash"], ["x"], vectors=unit_rows(1, 32, seed=5))
     _check_consistent(Collection.open(base, device="cpu"))
