@@ -10,7 +10,8 @@ Array conventions (see :mod:`granite_index.sparse_index`):
 - ``norm`` (float32 per position) is BM25's ``k1 · (1 - b + b · dl / avgdl)``; ``alive`` (uint8 per
   position) is 0 for deleted documents.
 
-Scores: BM25 (Lucene) adds ``q_w · tf / (tf + norm)`` per matching term; impacts add ``q_w · w``.
+Scores: BM25 (Lucene) adds ``q_w · (tf / (tf + norm))`` per matching term, the bracket read from a
+per-segment cache filled lazily per term (:func:`fill_bm25_cache`); impacts add ``q_w · w``.
 Top-k order: higher score first, ties to the lower position (so results are deterministic).
 """
 
@@ -83,72 +84,34 @@ def _heap_drain(hs, hp, n, out_s, out_p):
         _sift_down(hs, hp, 0, n)
 
 
-@njit(cache=True, nogil=True)
-def _select(bs, bp, cnt, k, out_s, out_p):
-    """Top-k of the first ``cnt`` (score, position) pairs by partition + sort; for large k.
-
-    Best first, ties to the lower position, like the heap.
-    """
-    if cnt > k:
-        thr = np.partition(bs[:cnt], cnt - k)[cnt - k]  # the k-th largest score
-        sel_s = np.empty(k, dtype=np.float32)
-        sel_p = np.empty(k, dtype=np.int64)
-        m = 0
-        n_ties = 0
-        for i in range(cnt):
-            if bs[i] > thr:
-                sel_s[m] = bs[i]
-                sel_p[m] = bp[i]
-                m += 1
-            elif bs[i] == thr:
-                n_ties += 1
-        ties = np.empty(n_ties, dtype=np.int64)
-        j = 0
-        for i in range(cnt):
-            if bs[i] == thr:
-                ties[j] = bp[i]
-                j += 1
-        ties.sort()
-        for i in range(k - m):
-            sel_s[m + i] = thr
-            sel_p[m + i] = ties[i]
-    else:
-        sel_s = bs[:cnt].copy()
-        sel_p = bp[:cnt].copy()
-    o = np.argsort(sel_p)
-    sel_s = sel_s[o]
-    sel_p = sel_p[o]
-    o = np.argsort(-sel_s, kind="mergesort")  # stable: equal scores keep ascending positions
-    for i in range(len(o)):
-        out_s[i] = sel_s[o[i]]
-        out_p[i] = sel_p[o[i]]
-
-
-#: above this k, top-k uses partition + sort instead of a heap
-HEAP_MAX_K = 256
-
-
 # ---------------------------------------------------------------------------- scoring + top-k
 
 
+@njit(cache=True, nogil=True)
+def fill_bm25_cache(q_terms, term_ids, term_ptr, post_doc, post_w, norm, base, cache, ready):
+    """Fill ``cache[p] = tf / (tf + norm)`` for the postings of the query terms not yet ``ready``.
+
+    BM25's term-frequency part depends on avgdl, so it cannot be stored at index time without
+    going stale; it is computed here, once per term and per change of the collection, and the
+    scoring kernel then reads one float per posting.
+    """
+    n_terms = len(term_ids)
+    for j in range(len(q_terms)):
+        t = q_terms[j]
+        i = np.searchsorted(term_ids, t)
+        if i < n_terms and term_ids[i] == t and not ready[i]:
+            for p in range(term_ptr[i], term_ptr[i + 1]):
+                tf = post_w[p]
+                cache[p] = tf / (tf + norm[base + post_doc[p]])
+            ready[i] = 1
+
+
 def _score_topk(
-    q_ptr,
-    q_terms,
-    q_w,
-    term_ids,
-    term_ptr,
-    post_doc,
-    post_w,
-    norm,
-    alive,
-    base,
-    n_docs,
-    k,
-    bm25,
-    n_groups,
+    q_ptr, q_terms, q_w, term_ids, term_ptr, post_doc, vals, alive, base, n_docs, k, n_groups
 ):
-    # Query and document weights are > 0, so an accumulator is 0 until its document's first match.
-    # Two strategies per query, chosen by the number of postings it reads (P):
+    # Each posting adds q_w · vals[p] (vals: the BM25 cache, or the impacts). Query and document
+    # weights are > 0, so an accumulator is 0 until its document's first match. Two strategies
+    # per query, chosen by the number of postings it reads (P):
     #  - sparse (P small against the segment): remember first-touched documents in a list and rank
     #    and reset only those, so the query costs what its postings cost;
     #  - dense: plain accumulation (no bookkeeping in the hot loop), then one sequential scan of the
@@ -169,9 +132,6 @@ def _score_topk(
         lo = np.empty(max_q, dtype=np.int64)
         hi = np.empty(max_q, dtype=np.int64)
         ws = np.empty(max_q, dtype=np.float32)
-        big = k > HEAP_MAX_K
-        bs = np.empty(n_docs if big else 0, dtype=np.float32)
-        bp = np.empty(n_docs if big else 0, dtype=np.int64)
         for q in range(g * per, min(n_q, (g + 1) * per)):
             m = 0
             n_post = 0
@@ -190,42 +150,16 @@ def _score_topk(
                 w = ws[j]
                 if dense:
                     for p in range(lo[j], hi[j]):
-                        d = np.int64(post_doc[p])
-                        if bm25:
-                            tf = post_w[p]
-                            acc[d] += w * (tf / (tf + norm[base + d]))
-                        else:
-                            acc[d] += w * post_w[p]
+                        acc[post_doc[p]] += w * vals[p]
                 else:
                     for p in range(lo[j], hi[j]):
                         d = np.int64(post_doc[p])
-                        if bm25:
-                            tf = post_w[p]
-                            c = w * (tf / (tf + norm[base + d]))
-                        else:
-                            c = w * post_w[p]
+                        c = w * vals[p]
                         a = acc[d]
                         touched[nt] = d  # kept only if this is the first match (branch-free)
                         nt += (a == 0) & (c > 0)
                         acc[d] = a + c
             n = 0
-            if k > HEAP_MAX_K:
-                cnt = 0
-                if dense:
-                    for d in range(n_docs):  # branch-free compaction of the non-zero scores
-                        bs[cnt] = acc[d]
-                        bp[cnt] = base + d
-                        cnt += (acc[d] > 0) & (alive[base + d] != 0)
-                    acc[:] = 0
-                else:
-                    for i in range(nt):
-                        d = touched[i]
-                        bs[cnt] = acc[d]
-                        bp[cnt] = base + d
-                        cnt += alive[base + d] != 0
-                        acc[d] = 0
-                _select(bs, bp, cnt, k, out_s[q], out_p[q])
-                continue
             if dense:
                 thr = np.float32(0)
                 for d in range(n_docs):
@@ -258,10 +192,12 @@ _score_topk_serial = njit(cache=True, nogil=True)(_score_topk)
 _score_topk_parallel = njit(cache=True, nogil=True, parallel=True)(_score_topk)
 
 
-def score_topk(
-    q_ptr, q_terms, q_w, seg, norm, alive, k: int, bm25: bool, threads: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (scores, positions) of one segment for a query batch; -inf / -1 where fewer match."""
+def score_topk(q_ptr, q_terms, q_w, seg, vals, alive, k: int, threads: int):
+    """Top-k (scores, positions) of one segment for a query batch; -inf / -1 where fewer match.
+
+    ``vals`` holds one weight per posting: the segment's BM25 cache (see
+    :func:`fill_bm25_cache`) or its impacts.
+    """
     n_q = len(q_ptr) - 1
     n_groups = max(1, min(threads, n_q))
     args = (
@@ -271,13 +207,11 @@ def score_topk(
         seg.term_ids,
         seg.term_ptr,
         seg.post_doc,
-        seg.post_w,
-        norm,
+        vals,
         alive,
         np.int64(seg.base),
         np.int64(seg.n_docs),
         np.int64(k),
-        bm25,
         np.int64(n_groups),
     )
     if n_groups == 1:

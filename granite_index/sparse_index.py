@@ -67,6 +67,9 @@ class Segment:
     term_ptr: np.ndarray
     post_doc: np.ndarray
     post_w: np.ndarray
+    # BM25 cache (in memory only): tf / (tf + norm) per posting, valid where ``ready`` is set
+    cache: np.ndarray | None = None
+    ready: np.ndarray | None = None
 
     @property
     def n_postings(self) -> int:
@@ -92,7 +95,8 @@ class Segment:
     @classmethod
     def load(cls, folder: Path, meta: dict[str, Any], mmap: bool) -> Segment:
         d = folder / meta["name"]
-        arrays = {a: np.load(d / f"{a}.npy", mmap_mode="r" if mmap else None) for a in _SEG_ARRAYS}
+        mode = "r" if mmap else None
+        arrays = {a: np.load(d / f"{a}.npy", mmap_mode=mode) for a in _SEG_ARRAYS}
         return cls(meta["name"], int(meta["base"]), int(meta["n_docs"]), **arrays)
 
     def meta(self) -> dict[str, Any]:
@@ -381,8 +385,12 @@ class SparseIndex:
             segs.append(self._merge_pair(a, b))
 
     def _changed(self) -> None:
+        """Statistics changed: the BM25 norm and every segment's BM25 cache are stale."""
         self._norm = None
         self._lookup = None
+        for seg in self.segments:
+            if seg.ready is not None:
+                seg.ready[:] = 0
 
     def _check_new_keys(self, keys: np.ndarray) -> None:
         uniq, counts = np.unique(keys, return_counts=True)
@@ -462,7 +470,12 @@ class SparseIndex:
         return q_vals.astype(np.float32)
 
     def search(
-        self, queries: Any, k: int = 10, *, threads: int | None = None, oracle: bool = False
+        self,
+        queries: Any,
+        k: int = 10,
+        *,
+        threads: int | None = None,
+        oracle: bool = False,
     ) -> SearchResult:
         """Exact top-k for a batch of queries.
 
@@ -490,7 +503,12 @@ class SparseIndex:
         if not known.all():
             q_ptr = _ptr_from_mask(q_ptr, known)
             q_terms, q_w = q_terms[known], q_w[known]
-        q_terms = q_terms.astype(np.uint32)
+        # every search path adds a document's term scores in this order (weight descending, then
+        # term id), so scores are bit-identical whatever the path and the segment layout
+        rows = np.repeat(np.arange(n_q), np.diff(q_ptr))
+        order = np.lexsort((q_terms, -q_w, rows))
+        q_terms = q_terms[order].astype(np.uint32)
+        q_w = q_w[order]
         norm = self._bm25_norm() if self.weighting == "bm25" else np.zeros(1, np.float32)
         bm25 = self.weighting == "bm25"
         kk = min(k, max(self.n_alive, 1))
@@ -499,7 +517,23 @@ class SparseIndex:
             if oracle:
                 s, p = K.score_topk_numpy(q_ptr, q_terms, q_w, seg, norm, self.alive, kk, bm25)
             else:
-                s, p = K.score_topk(q_ptr, q_terms, q_w, seg, norm, self.alive, kk, bm25, threads)
+                if bm25:
+                    if seg.cache is None:
+                        seg.cache = np.empty(seg.n_postings, np.float32)  # pages are used lazily
+                        seg.ready = np.zeros(len(seg.term_ids), np.uint8)
+                    K.fill_bm25_cache(
+                        q_terms,
+                        seg.term_ids,
+                        seg.term_ptr,
+                        seg.post_doc,
+                        seg.post_w,
+                        norm,
+                        np.int64(seg.base),
+                        seg.cache,
+                        seg.ready,
+                    )
+                vals = seg.cache if bm25 else seg.post_w
+                s, p = K.score_topk(q_ptr, q_terms, q_w, seg, vals, self.alive, kk, threads)
             parts_s.append(s)
             parts_p.append(p)
         ids = np.full((n_q, k), -1, np.int64)

@@ -1,12 +1,31 @@
-"""Text encoders: dense bi-encoder (CLS / mean pooling) and model resolution."""
+"""Text encoders: dense bi-encoder (CLS / mean pooling), model resolution, the BM25 analyzer.
 
-from granite_index.encoders.dense import DenseEncoder, DenseEncoderConfig
-from granite_index.encoders.resolve import DEFAULT_DENSE_MODEL, ModelSource, resolve_model
+Names load lazily, so that lexical-only users (``Analyzer``, ``SparseIndex``) never import torch.
+"""
 
-__all__ = [
-    "DEFAULT_DENSE_MODEL",
-    "DenseEncoder",
-    "DenseEncoderConfig",
-    "ModelSource",
-    "resolve_model",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DEFAULT_DENSE_MODEL": "granite_index.encoders.resolve",
+    "ModelSource": "granite_index.encoders.resolve",
+    "resolve_model": "granite_index.encoders.resolve",
+    "DenseEncoder": "granite_index.encoders.dense",
+    "DenseEncoderConfig": "granite_index.encoders.dense",
+    "Analyzer": "granite_index.encoders.analyzer",
+    "Vocabulary": "granite_index.encoders.analyzer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -20,6 +20,7 @@ BM25's idf already discounts frequent words, and long lists drop content words s
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -105,6 +106,17 @@ ENGLISH_STOP_WORDS = frozenset(
 
 _NO_SPACE = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
 _WORD = regex.compile(r"[\p{L}\p{N}\p{M}]+")
+_ASCII_WORD = re.compile(r"[a-z0-9]+", re.IGNORECASE)  # the same classes, on ASCII text
+# Text without combining marks or no-space scripts can use the stdlib's faster Unicode word class
+# ([^\W_] = letters and digits); these ranges are the scripts whose words carry marks (combining
+# diacritics, Hebrew / Arabic points, Indic, Thai, Lao, Tibetan, Myanmar, Khmer) or have no spaces.
+_NEEDS_FULL = re.compile(
+    "[\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670"
+    "\u06d6-\u06ed\u0711\u0730-\u074a\u0900-\u0fff\u1000-\u109f\u1780-\u17ff"
+    "\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\u2e80-\u9fff\ua000-\ua4cf\ua8e0-\ua8ff"
+    "\uac00-\ud7af\uf900-\ufaff\ufe20-\ufe2f\U00020000-\U0003ffff]"
+)
+_UNICODE_WORD = re.compile(r"[^\W_]+")
 _HAS_NO_SPACE = regex.compile(f"[{_NO_SPACE}]")
 # a word run split into pieces: runs of no-space-script clusters, or runs of anything else
 _PIECES = regex.compile(
@@ -214,13 +226,10 @@ class Analyzer:
             text = unicodedata.normalize("NFKC", text)
         return text.casefold() if self.config.lowercase else text
 
-    def _term(self, word: str) -> str | None:
-        """A word → its index term (None if it is a stop word); memoised."""
-        term = self._memo.get(word, "")
-        if term != "":
-            return term
+    def _term(self, word: str) -> str:
+        """A word → its index term ("" for a stop word); memoised."""
         if word in self._stop:
-            term = None
+            term = ""
         elif self._stemmer is not None:
             term = self._stemmer.stemWord(word)
         else:
@@ -231,7 +240,11 @@ class Analyzer:
 
     def words(self, text: str) -> list[str]:
         """Text → words (before stop words and stemming), with no-space scripts as bigrams."""
+        if text.isascii():  # fast path: no normalisation, no scripts without spaces
+            return _ASCII_WORD.findall(text.lower() if self.config.lowercase else text)
         text = self._normalise(text)
+        if not _NEEDS_FULL.search(text):
+            return _UNICODE_WORD.findall(text)
         words = _WORD.findall(text)
         if not _HAS_NO_SPACE.search(text):
             return words
@@ -255,8 +268,13 @@ class Analyzer:
         """Text → index terms, in order, repeats kept."""
         if not isinstance(text, str):
             raise TypeError(f"text must be str; got {type(text).__name__}")
-        term = self._term
-        return [t for t in map(term, self.words(text)) if t is not None]
+        words = self.words(text)
+        memo = self._memo
+        try:
+            terms = [memo[w] for w in words]
+        except KeyError:
+            terms = [memo[w] if w in memo else self._term(w) for w in words]
+        return [t for t in terms if t]
 
     def __repr__(self) -> str:
         return f"Analyzer({self.config})"
