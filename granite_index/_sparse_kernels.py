@@ -17,6 +17,8 @@ Top-k order: higher score first, ties to the lower position (so results are dete
 
 from __future__ import annotations
 
+import types
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -126,7 +128,7 @@ def _score_topk(
         max_q = max(max_q, q_ptr[q + 1] - q_ptr[q])
     for g in prange(n_groups):
         acc = np.zeros(n_docs, dtype=np.float32)
-        touched = np.empty(n_docs, dtype=np.int64)
+        touched = np.empty(n_docs, dtype=np.uint32)
         hs = np.empty(k, dtype=np.float32)
         hp = np.empty(k, dtype=np.int64)
         lo = np.empty(max_q, dtype=np.int64)
@@ -153,7 +155,7 @@ def _score_topk(
                         acc[post_doc[p]] += w * vals[p]
                 else:
                     for p in range(lo[j], hi[j]):
-                        d = np.int64(post_doc[p])
+                        d = post_doc[p]
                         c = w * vals[p]
                         a = acc[d]
                         touched[nt] = d  # kept only if this is the first match (branch-free)
@@ -188,8 +190,18 @@ def _score_topk(
     return out_s, out_p
 
 
-_score_topk_serial = njit(cache=True, nogil=True)(_score_topk)
-_score_topk_parallel = njit(cache=True, nogil=True, parallel=True)(_score_topk)
+def _renamed(fn, name):
+    """A copy of ``fn`` under another name: numba's on-disk cache is keyed by the function's
+    qualified name, so two variants of one function would otherwise overwrite each other."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = name
+    return copy
+
+
+_score_topk_serial = njit(cache=True, nogil=True)(_renamed(_score_topk, "_score_topk_serial"))
+_score_topk_parallel = njit(cache=True, nogil=True, parallel=True)(
+    _renamed(_score_topk, "_score_topk_parallel")
+)
 
 
 def score_topk(q_ptr, q_terms, q_w, seg, vals, alive, k: int, threads: int):
