@@ -75,8 +75,29 @@ def _sift_down(hs, hp, i, n):
 
 
 @njit(cache=True, nogil=True)
+def _sort_out(hs, hp, n, out_s, out_p):
+    """(score, position) pairs → out_s / out_p best-first, ties to the lower position, by one sort
+    of 64-bit keys: scores are > 0, so their float32 bit patterns order like the scores; inverted
+    in the high half (best first), the position (< 2**32) in the low half. Writes min(n, k) slots."""
+    bits = hs[:n].view(np.uint32)
+    keys = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        keys[i] = (np.uint64(0xFFFFFFFF - bits[i]) << np.uint64(32)) | np.uint64(hp[i])
+    keys.sort()
+    m = min(n, len(out_s))
+    out_bits = np.empty(m, dtype=np.uint32)
+    for i in range(m):
+        out_bits[i] = np.uint32(0xFFFFFFFF) - np.uint32(keys[i] >> np.uint64(32))
+        out_p[i] = np.int64(keys[i] & np.uint64(0xFFFFFFFF))
+    out_s[:m] = out_bits.view(np.float32)
+
+
+@njit(cache=True, nogil=True)
 def _heap_drain(hs, hp, n, out_s, out_p):
     """Empty the heap into out_s / out_p best-first (slots past n keep their fill)."""
+    if n > 32 and hp[:n].max() < 2**32:
+        _sort_out(hs, hp, n, out_s, out_p)
+        return
     while n > 0:
         n -= 1
         out_s[n] = hs[0]
@@ -134,6 +155,8 @@ def _score_topk(
         lo = np.empty(max_q, dtype=np.int64)
         hi = np.empty(max_q, dtype=np.int64)
         ws = np.empty(max_q, dtype=np.float32)
+        bs = np.empty(min(n_docs, 4 * k), dtype=np.float32)
+        bp = np.empty(min(n_docs, 4 * k), dtype=np.int64)
         for q in range(g * per, min(n_q, (g + 1) * per)):
             m = 0
             n_post = 0
@@ -172,6 +195,17 @@ def _score_topk(
                         if n == k:
                             thr = hs[0]
                 acc[:] = 0
+            elif nt <= 4 * k and base + n_docs < 2**32:
+                # few documents against k: one sort of all of them beats a heap
+                cnt = 0
+                for i in range(nt):
+                    d = touched[i]
+                    bs[cnt] = acc[d]
+                    bp[cnt] = base + d
+                    cnt += alive[base + d] != 0
+                    acc[d] = 0
+                _sort_out(bs, bp, cnt, out_s[q], out_p[q])
+                continue
             else:
                 for i in range(nt):
                     d = touched[i]
