@@ -5,20 +5,23 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from granite_index._validate import as_list, check_ids, check_k, check_matrix, check_texts, preview
 from granite_index.dense_index import DenseIndex, Device, IndexKind
-from granite_index.encoders.dense import DenseEncoder, Precision
 from granite_index.errors import DuplicateIdError, UnknownIdError
 from granite_index.result import SearchResult
 from granite_index.sparse_index import SparseIndex
 from granite_index.store import Manifest, Store, docs_schema
 
+if TYPE_CHECKING:  # the dense encoder (torch) loads only when a collection needs it
+    from granite_index.encoders.dense import DenseEncoder
+
 Mode = Literal["dense", "bm25"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 class Collection:
@@ -101,6 +104,8 @@ class Collection:
         dense_index = None
         if dense:
             if encoder is None:
+                from granite_index.encoders.dense import DenseEncoder
+
                 encoder = DenseEncoder(model, **options)
             dense_index = DenseIndex(encoder.dim, index, device="cpu", **(index_params or {}))
         elif encoder is not None or model is not None:
@@ -176,6 +181,8 @@ class Collection:
         if self.manifest.encoder is None:
             raise ValueError(f"{self.path} has no dense index (created with dense=False)")
         if self._encoder is None:
+            from granite_index.encoders.dense import DenseEncoder
+
             self._encoder = DenseEncoder.from_config(self.manifest.encoder, **self._encoder_options)
         return self._encoder
 
