@@ -16,7 +16,7 @@ import numpy as np
 
 from benchmarks.common import BEIR, machine, markdown_table, write_results
 from granite_index import SparseIndex
-from granite_index.eval import evaluate, load_beir
+from granite_index.eval import evaluate, load_beir, run_from_positions
 
 DATASETS = [("scifact", "en"), ("cisi", "en"), ("med", "en"), ("cacm", "en")] + [
     (f"xquad-r-{lang}", lang)
@@ -32,11 +32,7 @@ def run(name: str, language: str, **analyzer) -> dict:
     build = time.perf_counter() - t0
     qids, qtexts = data.eval_queries()
     res = idx.search(qtexts, k=100)
-    run = {
-        q: {data.doc_ids[i]: float(s) for i, s in zip(res.ids[j], res.scores[j]) if i >= 0}
-        for j, q in enumerate(qids)
-    }
-    scores = evaluate(data.qrels, run)
+    scores = evaluate(data.qrels, run_from_positions(res, qids, data.doc_ids))
     return {
         "dataset": name,
         "language": language,

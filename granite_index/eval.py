@@ -134,6 +134,18 @@ def run_from_result(result: SearchResult, query_ids: list[str]) -> dict[str, dic
     return run
 
 
+def run_from_positions(
+    result: SearchResult, query_ids: list[str], doc_ids: list[str]
+) -> dict[str, dict[str, float]]:
+    """A run from a result whose ids are positions in ``doc_ids`` (an index keyed 0..n-1)."""
+    if len(query_ids) != result.n_queries:
+        raise ValueError(f"{len(query_ids)} query ids for {result.n_queries} result rows")
+    return {
+        qid: {doc_ids[i]: float(s) for i, s in zip(ids, scores) if i >= 0}
+        for qid, ids, scores in zip(query_ids, result.ids.tolist(), result.scores)
+    }
+
+
 def evaluate(
     qrels: dict[str, dict[str, int]],
     run: dict[str, dict[str, float]],

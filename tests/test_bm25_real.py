@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from granite_index import SparseIndex
-from granite_index.eval import evaluate, load_beir
+from granite_index.eval import evaluate, load_beir, run_from_positions
 from tests.conftest import BEIR
 
 
@@ -22,11 +22,7 @@ def test_scifact_ndcg_in_published_range(scifact_bm25):
     data, idx = scifact_bm25
     qids, qtexts = data.eval_queries()
     res = idx.search(qtexts, k=100)
-    run = {
-        q: {data.doc_ids[i]: float(s) for i, s in zip(res.ids[j], res.scores[j]) if i >= 0}
-        for j, q in enumerate(qids)
-    }
-    scores = evaluate(data.qrels, run)
+    scores = evaluate(data.qrels, run_from_positions(res, qids, data.doc_ids))
     assert 0.67 <= scores["ndcg@10"] <= 0.70, scores  # BEIR / Pyserini BM25: 0.665-0.69
 
 
