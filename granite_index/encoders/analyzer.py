@@ -20,6 +20,7 @@ BM25's idf already discounts frequent words, and long lists drop content words s
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -269,12 +270,11 @@ class Analyzer:
         if not isinstance(text, str):
             raise TypeError(f"text must be str; got {type(text).__name__}")
         words = self.words(text)
-        memo = self._memo
-        try:
-            terms = [memo[w] for w in words]
-        except KeyError:
-            terms = [memo[w] if w in memo else self._term(w) for w in words]
-        return [t for t in terms if t]
+        terms = list(map(self._memo.get, words))  # memoised terms; None where not seen yet
+        if None in terms:
+            term = self._term
+            terms = [t if t is not None else term(w) for t, w in zip(terms, words)]
+        return list(filter(None, terms))  # stop words are ""
 
     def __repr__(self) -> str:
         return f"Analyzer({self.config})"
@@ -320,21 +320,38 @@ class Vocabulary:
         ``grow=False`` (queries) drops unknown terms instead of adding them. Within a row, term ids
         are sorted ascending.
         """
+        lens: list[int] = []
+        tokens: list[str] = []
+        for row in docs:
+            tokens.extend(row)
+            lens.append(len(row))
         ids = self._ids
-        lookup = self.add if grow else ids.get
-        indptr = [0]
-        flat: list[int] = []
-        for tokens in docs:
-            row = [lookup(t) for t in tokens]
-            if not grow:
-                row = [t for t in row if t is not None]
-            flat.extend(row)
-            indptr.append(len(flat))
-        return counts_csr(np.asarray(indptr, np.int64), np.asarray(flat, np.int64))
+        if grow:  # new terms get ids in order of first sight (deterministic)
+            for t in dict.fromkeys(tokens):
+                if t not in ids:
+                    ids[t] = len(self._terms)
+                    self._terms.append(t)
+            flat = np.fromiter(map(ids.__getitem__, tokens), np.int64, len(tokens))
+        else:  # unknown terms (-1) are dropped
+            flat = np.fromiter(map(ids.get, tokens, itertools.repeat(-1)), np.int64, len(tokens))
+            row = np.repeat(np.arange(len(lens)), lens)
+            known = flat >= 0
+            flat = flat[known]
+            lens = np.bincount(row[known], minlength=len(lens)).tolist() if len(row) else lens
+        indptr = np.zeros(len(lens) + 1, np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        if len(flat) == 0:
+            return indptr, np.zeros(0, np.uint32), np.zeros(0, np.float32)
+        from granite_index._sparse_kernels import count_terms
+
+        return count_terms(indptr, flat, int(flat.max()) + 1)
 
 
 def counts_csr(indptr: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of term ids (with repeats) → CSR of (sorted unique term id, count) per row."""
+    """Rows of term ids (with repeats) → CSR of (sorted unique term id, count) per row.
+
+    Plain numpy (a sort); the numpy twin of ``_sparse_kernels.count_terms``, which indexing uses.
+    """
     n = len(indptr) - 1
     if len(flat) == 0:
         return np.zeros(n + 1, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.float32)
