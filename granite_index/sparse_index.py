@@ -13,12 +13,13 @@ segment's first position) and a float32 weight (term frequency or impact).
   log2(n) segments and every posting is rewritten O(log n) times. Merging drops deleted postings.
 - ``delete`` clears ``alive`` bits and updates document frequencies; past :data:`COMPACT_AT` dead
   positions the index is rewritten without them.
-- BM25 statistics (N, df, avgdl) are global and exact at all times: BM25 is computed at query time
-  from tf and the document length, never baked into the postings, so after any sequence of adds and
-  deletes the scores equal those of an index built from scratch on the surviving documents.
-- Search scores each segment with a numba kernel (one accumulator per thread, touched documents
-  tracked so that cost follows the postings read, not the collection size), keeps a top-k heap per
-  segment, then merges the per-segment lists. Results are exact.
+- BM25 statistics (N, df, avgdl) are global and exact at all times: the postings keep tf, and
+  ``tf / (tf + norm)`` is cached in memory per segment, filled per query term on first use and
+  dropped on any change, so after any sequence of adds and deletes the scores equal (bit for bit)
+  those of an index built from scratch on the surviving documents.
+- Search scores each segment with a numba kernel (one accumulator per thread; touched documents
+  tracked when a query reads few postings, so that cost follows the postings read, not the
+  collection size), keeps a top-k per segment, then merges the per-segment lists. Results are exact.
 
 BM25 is Lucene's (since 8.0): ``idf(t) · tf / (tf + k1 · (1 - b + b · dl / avgdl))`` with
 ``idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))``. Defaults ``k1 = 1.2``, ``b = 0.75`` are Lucene's and
