@@ -212,14 +212,8 @@ def _score_topk(
                     s = acc[d]
                     acc[d] = 0
                     pos = base + d
-                    if not alive[pos]:
-                        continue
-                    if n < k:
+                    if alive[pos]:
                         n = _heap_push(hs, hp, n, k, s, pos)
-                    elif s > hs[0] or (s == hs[0] and pos < hp[0]):
-                        hs[0] = s
-                        hp[0] = pos
-                        _sift_down(hs, hp, 0, n)
             _heap_drain(hs, hp, n, out_s[q], out_p[q])
     return out_s, out_p
 

@@ -10,9 +10,10 @@ Layout of a collection folder::
     .lock                held (flock) by the one writer
 
 A commit writes new Lance data (a new Lance version), then the dense and sparse indexes into
-fresh folders (new sparse segments only), and last replaces ``manifest.json`` atomically (write, fsync, rename). A process killed
-before the rename leaves the previous manifest in force: ``open`` reads the Lance dataset at the
-version it names, and the next writer restores that version before writing.
+fresh folders (new sparse segments only), and last replaces ``manifest.json`` atomically (write,
+fsync, rename). A process killed before the rename leaves the previous manifest in force: ``open``
+reads the Lance dataset at the version it names, and the next writer restores that version before
+writing.
 """
 
 from __future__ import annotations
@@ -197,22 +198,14 @@ class Store:
 
     def write_dense(self, index: Any, commit: int) -> None:
         """Save the dense index for ``commit`` into its own folder (tmp + rename)."""
-        final = self.dense_dir(commit)
-        final.parent.mkdir(exist_ok=True)
-        shutil.rmtree(final, ignore_errors=True)  # left by a writer that died before its commit
-        tmp = _mkdtemp(final.parent, ".tmp-")
-        index.save(tmp)
-        os.replace(tmp, final)
+        _save_into(self.dense_dir(commit), index.save)
 
     def write_sparse(self, index: Any, commit: int) -> None:
         """Save the sparse index for ``commit``: new segments into ``sparse/segments``, then the
         per-document arrays into their own folder (tmp + rename)."""
         final = self.sparse_dir(commit)
-        final.parent.mkdir(exist_ok=True)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp = _mkdtemp(final.parent, ".tmp-")
-        index.save(tmp, segments_dir=final.parent / "segments")  # stored as "../segments"
-        os.replace(tmp, final)
+        # segments are stored relative to the folder: "../segments"
+        _save_into(final, lambda tmp: index.save(tmp, segments_dir=final.parent / "segments"))
 
     def commit(self, manifest: Manifest) -> None:
         """Make ``manifest`` the collection's state (atomic), then drop files no commit needs."""
@@ -233,6 +226,15 @@ class Store:
             for seg in (self.path / SPARSE / "segments").glob("*"):
                 if seg.name not in used:
                     shutil.rmtree(seg, ignore_errors=True)
+
+
+def _save_into(final: Path, save: Any) -> None:
+    """Call ``save(folder)`` on a fresh temporary folder, then rename it to ``final``."""
+    final.parent.mkdir(exist_ok=True)
+    shutil.rmtree(final, ignore_errors=True)  # left by a writer that died before its commit
+    tmp = _mkdtemp(final.parent, ".tmp-")
+    save(tmp)
+    os.replace(tmp, final)
 
 
 def _mkdtemp(parent: Path, prefix: str) -> Path:
