@@ -225,7 +225,8 @@ class SparseIndex:
             New ids (not already present).
         indptr, indices, values : CSR arrays
             Row ``i`` holds document ``keys[i]``: term ids ``indices[indptr[i]:indptr[i+1]]``
-            (unique within a row) and their term frequencies (bm25) or impacts (impact, >= 0).
+            (unique within a row) and their term frequencies (bm25) or impacts (impact), >= 0;
+            a zero is the same as an absent term.
         doc_len : array (n,), optional
             BM25 document lengths; by default the row sums of ``values``.
         """
@@ -258,6 +259,13 @@ class SparseIndex:
                     raise ValueError(f"doc_len has {len(dl)} entries for {n} documents")
         else:
             dl = np.zeros(n, np.float32)
+        present = values > 0  # a zero weight is an absent term (the kernels rely on weights > 0)
+        if not present.all():
+            indptr, indices, values = (
+                _ptr_from_mask(indptr, present),
+                indices[present],
+                values[present],
+            )
         n_vocab = int(indices.max()) + 1 if len(indices) else 0
         term_ids, term_ptr, post_doc, post_w = K.csr_to_csc(indptr, indices, values, n_vocab)
         if K.has_repeats(term_ptr, post_doc):
@@ -446,7 +454,7 @@ class SparseIndex:
         if hasattr(queries, "tocsr"):  # scipy.sparse
             m = queries.tocsr()
             m.sum_duplicates()
-            return m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.float32)
+            queries = (m.indptr, m.indices, m.data)
         if isinstance(queries, tuple) and len(queries) == 3:
             indptr, indices, values = (np.asarray(a).ravel() for a in queries)
             indptr = indptr.astype(np.int64)
@@ -457,8 +465,8 @@ class SparseIndex:
             if len(indices) and indices.min() < 0:
                 raise ValueError("query term ids must be >= 0")
             values = values.astype(np.float32)
-            if not np.all(np.isfinite(values)):
-                raise ValueError("query values must be finite")
+            if not np.all(np.isfinite(values)) or np.any(values < 0):
+                raise ValueError("query values must be finite and >= 0")
             return indptr, indices.astype(np.int64), values
         raise TypeError(
             "queries must be a str, a list of str (with an analyzer), a scipy.sparse matrix or "

@@ -333,3 +333,22 @@ def test_merge_segments_matches_concatenation():
         for p in range(term_ptr[i], term_ptr[i + 1])
     ]
     assert got == trip
+
+
+def test_zero_weights_are_absent_terms():
+    idx = SparseIndex("impact")
+    idx.add([1, 2, 3], [0, 1, 2, 3], [0, 0, 0], [1.0, 0.0, 2.0])
+    q = (np.array([0, 1]), np.array([0]), np.array([1.0]))
+    fast, slow = idx.search(q, k=3), idx.search(q, k=3, oracle=True)
+    assert fast.ids.tolist() == slow.ids.tolist() == [[3, 1, -1]]
+    assert idx.n_postings == 2
+
+
+def test_negative_query_weights_are_an_error():
+    idx = SparseIndex("impact")
+    idx.add([1], [0, 1], [0], [1.0])
+    with pytest.raises(ValueError, match=">= 0"):
+        idx.search((np.array([0, 2]), np.array([0, 5]), np.array([-1.0, 1.0])), k=1)
+    sp = pytest.importorskip("scipy.sparse")
+    with pytest.raises(ValueError, match=">= 0"):
+        idx.search(sp.csr_matrix(np.array([[-1.0]])), k=1)
