@@ -1,7 +1,7 @@
 """granite-index: a retrieval indexing engine for Granite-style dense and sparse encoders.
 
 The main noun is :class:`Collection` (documents + vectors + indexes in one folder); its parts
-(:class:`DenseEncoder`, :class:`DenseIndex`, :class:`SparseIndex`, :class:`Analyzer`) are usable
+(:class:`DenseEncoder`, :class:`SparseEncoder`, :class:`DenseIndex`, :class:`SparseIndex`, :class:`Analyzer`) are usable
 alone. Every retriever returns a
 :class:`SearchResult`.
 """
@@ -26,7 +26,9 @@ _LAZY = {
     "Collection": "granite_index.collection",
     "DenseIndex": "granite_index.dense_index",
     "DenseEncoder": "granite_index.encoders.dense",
+    "SparseEncoder": "granite_index.encoders.sparse",
     "DEFAULT_DENSE_MODEL": "granite_index.encoders.resolve",
+    "DEFAULT_SPARSE_MODEL": "granite_index.encoders.resolve",
     "resolve_model": "granite_index.encoders.resolve",
     "Analyzer": "granite_index.encoders.analyzer",
     "SparseIndex": "granite_index.sparse_index",
@@ -37,7 +39,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from granite_index.dense_index import DenseIndex
     from granite_index.encoders.analyzer import Analyzer
     from granite_index.encoders.dense import DenseEncoder
-    from granite_index.encoders.resolve import DEFAULT_DENSE_MODEL, resolve_model
+    from granite_index.encoders.resolve import (
+        DEFAULT_DENSE_MODEL,
+        DEFAULT_SPARSE_MODEL,
+        resolve_model,
+    )
+    from granite_index.encoders.sparse import SparseEncoder
     from granite_index.sparse_index import SparseIndex
 
 
@@ -53,6 +60,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_DENSE_MODEL",
+    "DEFAULT_SPARSE_MODEL",
     "Analyzer",
     "Collection",
     "DenseEncoder",
@@ -63,6 +71,7 @@ __all__ = [
     "ModelNotFoundError",
     "NotACollectionError",
     "SearchResult",
+    "SparseEncoder",
     "SparseIndex",
     "UnknownIdError",
     "resolve_model",

@@ -129,6 +129,62 @@ def fill_bm25_cache(q_terms, term_ids, term_ptr, post_doc, post_w, norm, base, c
             ready[i] = 1
 
 
+SCAN = 16
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _chunk_max(acc, c):
+    """max(acc[c : c + SCAN]); ``acc`` has SCAN - 1 slack slots (zeros) past the documents."""
+    mx = acc[c]
+    for i in range(1, SCAN):
+        mx = max(mx, acc[c + i])
+    return mx
+
+
+@njit(cache=True, nogil=True)
+def _probe_floor(m, lo, hi, post_doc, acc, alive, base, k, hs, hp):
+    """A lower bound of a query's k-th best score, from its finished accumulators: the k-th best
+    over (a prefix of) the postings of its heaviest term that has at least k documents (one
+    term's documents are distinct, so this is the k-th best of k real documents). 0 if none."""
+    for j in range(m):
+        if hi[j] - lo[j] >= k:
+            n = 0
+            for p in range(lo[j], min(hi[j], lo[j] + max(1024, 2 * k))):
+                d = post_doc[p]
+                if alive[base + d]:
+                    n = _heap_push(hs, hp, n, k, acc[d], np.int64(d))
+            return hs[0] if n == k else np.float32(0)
+    return np.float32(0)
+
+
+@njit(cache=True, nogil=True)
+def _scan_dense(acc, alive, base, n_docs, floor, k, hs, hp):
+    """Offer every alive document with ``acc >= floor > 0`` (or ``acc > 0``) to an empty heap, in
+    ascending positions (so an equal score never displaces an earlier document), and clear
+    ``acc``; returns the heap size.
+
+    The scan is the dense path's second cost after the postings: it reads 16 accumulators at a
+    time through their (vectorised) maximum, looks at single ones only where that maximum can
+    enter the heap, and clears each block as it goes.
+    """
+    n = 0
+    thr = max(floor, np.float32(np.nextafter(np.float32(0), np.float32(1))))
+    full = False
+    for c in range(0, n_docs, SCAN):
+        mx = _chunk_max(acc, c)
+        if mx > thr or (mx == thr and not full):
+            for d in range(c, min(c + SCAN, n_docs)):
+                s = acc[d]
+                if (s > thr or (s == thr and not full)) and alive[base + d]:
+                    n = _heap_push(hs, hp, n, k, s, base + d)
+                    if n == k:
+                        full = True
+                        thr = max(thr, hs[0])
+        for i in range(SCAN):
+            acc[c + i] = 0
+    return n
+
+
 def _score_topk(
     q_ptr, q_terms, q_w, term_ids, term_ptr, post_doc, vals, alive, base, n_docs, k, n_groups
 ):
@@ -148,7 +204,7 @@ def _score_topk(
     for q in range(n_q):
         max_q = max(max_q, q_ptr[q + 1] - q_ptr[q])
     for g in prange(n_groups):
-        acc = np.zeros(n_docs, dtype=np.float32)
+        acc = np.zeros(n_docs + SCAN - 1, dtype=np.float32)
         touched = np.empty(n_docs, dtype=np.uint32)
         hs = np.empty(k, dtype=np.float32)
         hp = np.empty(k, dtype=np.int64)
@@ -186,15 +242,8 @@ def _score_topk(
                         acc[d] = a + c
             n = 0
             if dense:
-                thr = np.float32(0)
-                for d in range(n_docs):
-                    s = acc[d]
-                    if s > thr and alive[base + d]:
-                        # ascending positions: an equal score never displaces an earlier document
-                        n = _heap_push(hs, hp, n, k, s, base + d)
-                        if n == k:
-                            thr = hs[0]
-                acc[:] = 0
+                floor = _probe_floor(m, lo, hi, post_doc, acc, alive, base, k, hs, hp)
+                n = _scan_dense(acc, alive, base, n_docs, floor, k, hs, hp)
             elif nt <= 4 * k and base + n_docs < 2**32:
                 # few documents against k: one sort of all of them beats a heap
                 cnt = 0
@@ -291,6 +340,50 @@ def score_topk_numpy(q_ptr, q_terms, q_w, seg, norm, alive, k: int, bm25: bool):
         out_s[q, : len(order)] = scores[keep][order]
         out_p[q, : len(order)] = positions[keep][order]
     return out_s, out_p
+
+
+@njit(cache=True, nogil=True)
+def score_docs(
+    q_ptr,
+    q_terms,
+    q_w,
+    term_ids,
+    term_ptr,
+    post_doc,
+    post_w,
+    norm,
+    bm25,
+    base,
+    n_docs,
+    positions,
+    out,
+):
+    """Scores of given documents: ``out[q, c]`` for ``positions[q, c]`` inside this segment.
+
+    Each term is found by binary search, then the document in its postings; the terms are added
+    in the query's order from 0, as the search kernels do, so a score equals the one search
+    gives bit for bit. BM25 values are computed as :func:`fill_bm25_cache` computes them.
+    """
+    n_terms = len(term_ids)
+    for q in range(len(q_ptr) - 1):
+        for c in range(positions.shape[1]):
+            pos = positions[q, c]
+            if pos < base or pos >= base + n_docs:
+                continue
+            d = np.uint32(pos - base)
+            acc = np.float32(0)
+            for j in range(q_ptr[q], q_ptr[q + 1]):
+                t = q_terms[j]
+                i = np.searchsorted(term_ids, t)
+                if i < n_terms and term_ids[i] == t:
+                    lo = term_ptr[i]
+                    p = lo + np.searchsorted(post_doc[lo : term_ptr[i + 1]], d)
+                    if p < term_ptr[i + 1] and post_doc[p] == d:
+                        v = post_w[p]
+                        if bm25:
+                            v = v / (v + norm[pos])
+                        acc += q_w[j] * v
+            out[q, c] = acc
 
 
 @njit(cache=True, nogil=True)

@@ -13,7 +13,8 @@ import click
 
 from granite_index.errors import GraniteIndexError
 
-MODES = ["dense", "bm25"]
+MODES = ["dense", "bm25", "sparse", "hybrid"]
+LEGS = ("bm25", "sparse", "dense")
 
 
 def _fail(exc: Exception) -> None:
@@ -23,7 +24,8 @@ def _fail(exc: Exception) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="granite-index")
 def main() -> None:
-    """granite-index: dense and BM25 retrieval over Lance-persisted collections."""
+    """granite-index: dense, BM25, learned-sparse and hybrid retrieval over Lance-persisted
+    collections."""
 
 
 def _open_or_create(path: Path, opts: dict[str, Any]) -> Any:
@@ -52,8 +54,9 @@ def _open_or_create(path: Path, opts: dict[str, Any]) -> Any:
         precision=opts["precision"],
         batch_size=opts["batch_size"],
         dense="dense" in opts["modes"],
-        sparse="bm25" if "bm25" in opts["modes"] else None,
+        sparse=[k for k, m in (("bm25", "bm25"), ("splade", "sparse")) if m in opts["modes"]],
         language=opts["language"],
+        sparse_model=opts.get("sparse_model") if "sparse" in opts["modes"] else None,
     )
 
 
@@ -73,6 +76,11 @@ _model_opt = click.option(
     "--model",
     default=None,
     help="Dense model: local folder, HF id, or default (bundled all-MiniLM-L6-v2).",
+)
+_sparse_model_opt = click.option(
+    "--sparse-model",
+    default=None,
+    help="SPLADE model: local masked-LM folder, HF id, or default (bundled SPLADE-tiny).",
 )
 _index_opt = click.option(
     "--index",
@@ -125,7 +133,14 @@ _chunk_opt = click.option(
 @click.option(
     "--bm25/--no-bm25", default=False, show_default=True, help="Keep a BM25 inverted index."
 )
+@click.option(
+    "--splade/--no-splade",
+    default=False,
+    show_default=True,
+    help="Keep a learned-sparse (SPLADE) index.",
+)
 @_model_opt
+@_sparse_model_opt
 @_index_opt
 @_precision_opt
 @_batch_opt
@@ -136,7 +151,9 @@ def index(
     out: Path,
     dense: bool,
     bm25: bool,
+    splade: bool,
     model: str | None,
+    sparse_model: str | None,
     index_kind: str,
     precision: str,
     batch_size: int,
@@ -146,11 +163,12 @@ def index(
     """Build a collection from a BEIR-format folder (corpus.jsonl); re-running resumes."""
     from granite_index.eval import load_beir
 
-    modes = ["dense"] * dense + ["bm25"] * bm25
+    modes = ["dense"] * dense + ["bm25"] * bm25 + ["sparse"] * splade
     if not modes:
-        raise click.UsageError("nothing to build: give --dense and/or --bm25")
+        raise click.UsageError("nothing to build: give --dense, --bm25 and/or --splade")
     opts = dict(
         model=model,
+        sparse_model=sparse_model,
         index=index_kind,
         precision=precision,
         batch_size=batch_size,
@@ -223,6 +241,26 @@ def _snippet(text: str, width: int = 100) -> str:
 )
 @click.option("--split", default="test", show_default=True, help="Qrels split to evaluate on.")
 @click.option(
+    "--legs",
+    default="bm25,sparse,dense",
+    show_default=True,
+    help="Hybrid: the legs to build and fuse (comma-separated: bm25, sparse, dense).",
+)
+@click.option(
+    "--fusion",
+    "fusion_kind",
+    type=click.Choice(["convex", "rrf", "dbsf"]),
+    default="convex",
+    show_default=True,
+    help="Hybrid without --fit-on: equal-weight convex (min-max), RRF (k=60) or DBSF.",
+)
+@click.option(
+    "--fit-on",
+    default=None,
+    help="Hybrid: fit the fusion on this split's labelled queries (e.g. train), saved in the "
+    "collection; never give the split you evaluate on.",
+)
+@click.option(
     "--collection",
     "col_path",
     type=click.Path(path_type=Path),
@@ -230,6 +268,7 @@ def _snippet(text: str, width: int = 100) -> str:
     help="Collection to use; built (or resumed) there if incomplete. Default: a temporary one.",
 )
 @_model_opt
+@_sparse_model_opt
 @_index_opt
 @_precision_opt
 @_batch_opt
@@ -255,8 +294,12 @@ def eval_cmd(
     data_dir: Path,
     mode: str,
     split: str,
+    legs: str,
+    fusion_kind: str,
+    fit_on: str | None,
     col_path: Path | None,
     model: str | None,
+    sparse_model: str | None,
     index_kind: str,
     precision: str,
     batch_size: int,
@@ -267,28 +310,49 @@ def eval_cmd(
 ) -> None:
     """Index a BEIR-format dataset (or reuse a collection) and report nDCG@10, Recall@100, MRR@10.
 
-    The collection is built with the index ``--mode`` needs (``bm25`` builds no dense index).
+    The collection is built with the indexes ``--mode`` needs (``bm25`` builds no dense index;
+    ``hybrid`` builds ``--legs``).
     """
     from granite_index.eval import evaluate, load_beir, run_from_result
 
+    leg_list = [x.strip() for x in legs.split(",") if x.strip()]
+    bad = [x for x in leg_list if x not in LEGS]
+    if bad or (mode == "hybrid" and len(leg_list) < 2):
+        raise click.UsageError(f"--legs takes two or more of {', '.join(LEGS)}; got {legs!r}")
+    if fit_on is not None and (mode != "hybrid" or fit_on == split):
+        raise click.UsageError("--fit-on is for --mode hybrid, on a split other than --split")
     opts = dict(
         model=model,
+        sparse_model=sparse_model,
         index=index_kind,
         precision=precision,
         batch_size=batch_size,
         language=language,
-        modes=[mode],
+        modes=leg_list if mode == "hybrid" else [mode],
     )
+    fusion = None
     with tempfile.TemporaryDirectory(prefix="granite-eval-") as tmp:
         try:
             data = load_beir(data_dir, split=split)
             path = col_path or Path(tmp) / "collection"
             col, index_s, added = _index_dataset(data, path, opts, 2048)
+            search_opts: dict[str, Any] = {}
+            if mode == "hybrid":
+                search_opts["legs"] = leg_list
+                if fit_on is not None:
+                    train = load_beir(data_dir, split=fit_on)
+                    tq, tt = train.eval_queries()
+                    fusion = col.fit_fusion(tt, train.qrels, tq, legs=leg_list).fusion.to_dict()
+                else:
+                    fusion = {"kind": fusion_kind, "weights": {x: 1.0 for x in leg_list}}
+                    if fusion_kind == "rrf":
+                        fusion["k"] = 60
+                search_opts["fusion"] = fusion
             qids, qtexts = data.eval_queries()
             t0 = time.perf_counter()
-            queries = col.encoder.encode_queries(qtexts) if mode == "dense" else qtexts
+            queries = col.encode_queries(qtexts, opts["modes"])
             t1 = time.perf_counter()
-            result = col.search(queries, k=depth, mode=mode)
+            result = col.search(queries, k=depth, mode=mode, **search_opts)
             t2 = time.perf_counter()
             scores = evaluate(data.qrels, run_from_result(result, qids))
         except (GraniteIndexError, ValueError, TypeError, FileNotFoundError) as exc:
@@ -300,9 +364,15 @@ def eval_cmd(
             **{m: round(v, 5) for m, v in scores.items()},
             "n_queries": len(qids),
             "n_docs": len(col),
-            "model": col.manifest.encoder["model"] if mode == "dense" else None,
-            "index": col.manifest.dense_index["kind"] if mode == "dense" else "bm25",
-            "language": language if mode == "bm25" else None,
+            "model": col.manifest.encoder["model"] if "dense" in opts["modes"] else None,
+            "sparse_model": col.manifest.splade_encoder["model"]
+            if "sparse" in opts["modes"]
+            else None,
+            "index": col.manifest.dense_index["kind"] if "dense" in opts["modes"] else None,
+            "language": language if "bm25" in opts["modes"] else None,
+            "legs": opts["modes"],
+            "fusion": fusion,
+            "fit_on": fit_on,
             "docs_indexed_now": added,
             "index_seconds": round(index_s, 2),
             "query_encode_seconds": round(t1 - t0, 3),
@@ -313,16 +383,18 @@ def eval_cmd(
         else:
             click.echo(
                 f"\n{data.name} ({split}, {len(qids)} queries, {len(col)} docs), mode={mode}"
-                + (f", model={report['model']}" if mode == "dense" else f", language={language}")
+                + (f", legs={','.join(leg_list)}" if mode == "hybrid" else "")
+                + (f", fusion={fusion['kind']}" if fusion else "")
+                + (f" (fitted on {fit_on})" if fit_on else "")
             )
             for m in scores:
                 click.echo(f"  {m:<11} {scores[m]:.4f}")
         if example:
-            _show_example(col, data, qids[0], mode)
+            _show_example(col, data, qids[0], mode, search_opts)
 
 
-def _show_example(col: Any, data: Any, qid: str, mode: str) -> None:
-    hits = col.search([data.queries[qid]], k=5, mode=mode).to_pandas()
+def _show_example(col: Any, data: Any, qid: str, mode: str, opts: dict[str, Any]) -> None:
+    hits = col.search([data.queries[qid]], k=5, mode=mode, **opts).to_pandas()
     relevant = data.qrels.get(qid, {})
     click.echo(f"\nexample query {qid}: {data.queries[qid]}", err=True)
     for row in hits.itertuples():

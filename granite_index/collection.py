@@ -1,15 +1,17 @@
-"""A collection: documents, their vectors and the dense index, persisted as one folder."""
+"""A collection: documents, their vectors and indexes (dense, BM25, learned sparse), persisted as one folder."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
+from granite_index._docs import docs_table, is_text_list, metadata_json, sparse_kinds, split_table
 from granite_index._validate import as_list, check_ids, check_k, check_matrix, check_texts, preview
 from granite_index.dense_index import DenseIndex, Device, IndexKind
 from granite_index.errors import DuplicateIdError, UnknownIdError
@@ -17,10 +19,14 @@ from granite_index.result import SearchResult
 from granite_index.sparse_index import SparseIndex
 from granite_index.store import Manifest, Store, docs_schema
 
-if TYPE_CHECKING:  # the dense encoder (torch) loads only when a collection needs it
+if TYPE_CHECKING:  # the encoders (torch) load only when a collection needs them
     from granite_index.encoders.dense import DenseEncoder
+    from granite_index.encoders.sparse import SparseEncoder
+    from granite_index.fusion import Fusion
+    from granite_index.hybrid import EncodedQueries
 
-Mode = Literal["dense", "bm25"]
+Mode = Literal["dense", "bm25", "sparse", "hybrid"]
+SparseKind = Literal["bm25", "splade"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
@@ -42,10 +48,16 @@ class Collection:
     """
 
     def __init__(
-        self, store: Store, encoder: DenseEncoder | None, device: Device, encoder_options: dict
+        self,
+        store: Store,
+        encoder: DenseEncoder | None,
+        device: Device,
+        encoder_options: dict,
+        sparse_encoder: SparseEncoder | None = None,
     ) -> None:
         self._store = store
         self._encoder = encoder
+        self._sparse_encoder = sparse_encoder
         self._device: Device = device
         self._encoder_options = encoder_options
         self._load_state()
@@ -64,9 +76,12 @@ class Collection:
         batch_size: int = 32,
         device: Device = "auto",
         dense: bool = True,
-        sparse: Literal["bm25"] | None = None,
+        sparse: SparseKind | Sequence[SparseKind] | None = None,
         language: str = "en",
         bm25_params: dict[str, Any] | None = None,
+        sparse_model: str | os.PathLike[str] | None = None,
+        sparse_encoder: SparseEncoder | None = None,
+        sparse_params: dict[str, Any] | None = None,
     ) -> Collection:
         """Make a new, empty collection at ``path`` (which must not exist, or be an empty folder).
 
@@ -88,19 +103,28 @@ class Collection:
         dense : bool
             Keep a dense index (encode documents with the model). False makes a lexical-only
             collection: no model is loaded and documents are not encoded.
-        sparse : {"bm25"}, optional
-            Also keep a BM25 inverted index (``search(mode="bm25")``).
+        sparse : "bm25", "splade" or a list of them, optional
+            Also keep a BM25 inverted index (``search(mode="bm25")``) and/or a learned-sparse
+            SPLADE index (``search(mode="sparse")``). With two or more legs, ``mode="hybrid"``
+            fuses them.
         language : str
             The BM25 analyzer's language (ISO 639-1 code; see :class:`~granite_index.Analyzer`).
         bm25_params : dict, optional
             ``k1``, ``b`` (Lucene's 1.2 / 0.75 by default) and analyzer options (``stopwords``,
             ``stem``, ``lowercase``).
+        sparse_model : str or path, optional
+            SPLADE model (a masked-LM folder or Hugging Face id, e.g.
+            ``"ibm-granite/granite-embedding-30m-sparse"``); None: the bundled SPLADE-tiny.
+        sparse_encoder : SparseEncoder, optional
+            A SPLADE encoder already loaded (then ``sparse_model``/``sparse_params`` are ignored).
+        sparse_params : dict, optional
+            :class:`~granite_index.encoders.sparse.SparseEncoder` options (``query_max_terms``,
+            ``doc_max_terms``, ``max_length``, ``batch_size`` ...).
         """
         options = {"precision": precision, "batch_size": batch_size}
-        if sparse not in (None, "bm25"):
-            raise ValueError(f"sparse must be None or 'bm25'; got {sparse!r}")
-        if not dense and sparse is None:
-            raise ValueError("a collection needs an index: dense=True and/or sparse='bm25'")
+        kinds = sparse_kinds(sparse)
+        if not dense and not kinds:
+            raise ValueError("a collection needs an index: dense=True and/or sparse=...")
         dense_index = None
         if dense:
             if encoder is None:
@@ -110,18 +134,28 @@ class Collection:
             dense_index = DenseIndex(encoder.dim, index, device="cpu", **(index_params or {}))
         elif encoder is not None or model is not None:
             raise ValueError("model / encoder given but dense=False")
-        sparse_index = None
-        if sparse == "bm25":
+        indexes = {}
+        if "bm25" in kinds:
             params = dict(bm25_params or {})
             k1, b = params.pop("k1", 1.2), params.pop("b", 0.75)
-            sparse_index = SparseIndex.bm25(language, k1=k1, b=b, **params)
+            indexes["bm25"] = SparseIndex.bm25(language, k1=k1, b=b, **params)
+        if "splade" in kinds:
+            if sparse_encoder is None:
+                from granite_index.encoders.sparse import SparseEncoder
+
+                sparse_encoder = SparseEncoder(sparse_model, **(sparse_params or {}))
+            indexes["splade"] = SparseIndex("impact")
+        elif sparse_encoder is not None or sparse_model is not None:
+            raise ValueError("sparse_model / sparse_encoder given but 'splade' not in sparse")
         manifest = Manifest(
             encoder=encoder.config.to_dict() if dense else None,
             dense_index={"kind": index, **(index_params or {})} if dense else None,
-            sparse_index=sparse_index.config() if sparse_index is not None else None,
+            sparse_index=indexes["bm25"].config() if "bm25" in indexes else None,
+            splade_encoder=sparse_encoder.config.to_dict() if "splade" in indexes else None,
+            splade_index=indexes["splade"].config() if "splade" in indexes else None,
         )
-        store = Store.create(path, manifest, dense_index, sparse_index)
-        return cls(store, encoder, device, options)
+        store = Store.create(path, manifest, dense_index, indexes)
+        return cls(store, encoder, device, options, sparse_encoder)
 
     @classmethod
     def open(
@@ -155,6 +189,11 @@ class Collection:
             else None
         )
         self._sparse = SparseIndex.load(store.sparse_dir()) if m.sparse_index is not None else None
+        self._splade = (
+            SparseIndex.load(store.sparse_dir(name="splade"))
+            if m.splade_index is not None
+            else None
+        )
         self._id_to_key: dict[Any, int] = {}
         self._key_to_id: list[Any] = [None] * store.manifest.next_key
         ds = store.docs()
@@ -187,17 +226,39 @@ class Collection:
         return self._encoder
 
     @property
+    def sparse_encoder(self) -> SparseEncoder:
+        """The SPLADE encoder this collection was built with (loaded on first use)."""
+        if self.manifest.splade_encoder is None:
+            raise ValueError(f"{self.path} has no learned-sparse index (sparse='splade')")
+        if self._sparse_encoder is None:
+            from granite_index.encoders.sparse import SparseEncoder
+
+            self._sparse_encoder = SparseEncoder.from_config(self.manifest.splade_encoder)
+        return self._sparse_encoder
+
+    @property
     def dense_index(self) -> DenseIndex | None:
         return self._dense
 
     @property
     def sparse_index(self) -> SparseIndex | None:
+        """The BM25 index (``mode="bm25"``)."""
         return self._sparse
 
     @property
+    def splade_index(self) -> SparseIndex | None:
+        """The learned-sparse index (``mode="sparse"``)."""
+        return self._splade
+
+    @property
     def modes(self) -> list[str]:
-        """The search modes this collection answers."""
-        return [m for m, idx in (("dense", self._dense), ("bm25", self._sparse)) if idx is not None]
+        """The search modes this collection answers (``hybrid`` when it has two legs or more)."""
+        legs = [
+            m
+            for m, idx in (("bm25", self._sparse), ("sparse", self._splade), ("dense", self._dense))
+            if idx is not None
+        ]
+        return legs + ["hybrid"] if len(legs) > 1 else legs
 
     @property
     def _dim(self) -> int | None:
@@ -231,6 +292,15 @@ class Collection:
                 "segments": len(self._sparse.segments),
                 "vocabulary": len(self._sparse.vocab or ()),
             },
+            "splade_encoder": m.splade_encoder,
+            "splade_index": None
+            if self._splade is None
+            else {
+                **m.splade_index,
+                "postings": self._splade.n_postings,
+                "segments": len(self._splade.segments),
+            },
+            "fusion": m.fusion,
         }
 
     # ------------------------------------------------------------------ writing
@@ -267,14 +337,14 @@ class Collection:
             Bad ids, empty or non-string texts, mismatched lengths or vector dimension.
         """
         if texts is None:
-            ids, texts, metadata = _split_table(ids)
+            ids, texts, metadata = split_table(ids)
         ids, id_type = check_ids(ids)
         texts = check_texts(texts)
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids but {len(texts)} texts")
         if not ids:
             return
-        meta = _metadata_json(metadata, len(ids))
+        meta = metadata_json(metadata, len(ids))
         m = self.manifest
         if m.id_type not in (None, id_type):
             raise TypeError(f"this collection's ids are {m.id_type}; got {id_type} ids")
@@ -291,10 +361,19 @@ class Collection:
             if len(vectors) != len(ids):
                 raise ValueError(f"{len(ids)} ids but {len(vectors)} vectors")
         terms = self._sparse.encode_texts(texts, grow=True) if self._sparse is not None else None
-        if self._dense is None and hasattr(show_progress, "update"):
+        impacts = None
+        if self._splade is not None:
+            # a caller's bar counts documents once: the dense encoder advances it when present
+            bar = (
+                show_progress
+                if self._dense is None or not hasattr(show_progress, "update")
+                else False
+            )
+            impacts = self.sparse_encoder.encode_documents(texts, show_progress=bar)
+        if self._dense is None and self._splade is None and hasattr(show_progress, "update"):
             show_progress.update(len(ids))
         keys = np.arange(m.next_key, m.next_key + len(ids), dtype=np.int64)
-        table = _docs_table(keys, ids, texts, meta, vectors, id_type)
+        table = docs_table(keys, ids, texts, meta, vectors, id_type)
         with self._store.writer(), self._rollback_on_error():
             lance_version = self._store.append_docs(table)
             new = m.next(
@@ -309,6 +388,9 @@ class Collection:
             if self._sparse is not None:
                 self._sparse.add(keys, *terms)
                 self._store.write_sparse(self._sparse, new.commit)
+            if self._splade is not None:
+                self._splade.add(keys, impacts.indptr, impacts.indices, impacts.values)
+                self._store.write_sparse(self._splade, new.commit, "splade")
             self._store.commit(new)
         self._id_to_key.update(zip(ids, keys.tolist()))
         self._key_to_id.extend(ids)
@@ -338,6 +420,9 @@ class Collection:
             if self._sparse is not None:
                 self._sparse.delete(keys)
                 self._store.write_sparse(self._sparse, new.commit)
+            if self._splade is not None:
+                self._splade.delete(keys)
+                self._store.write_sparse(self._splade, new.commit, "splade")
             self._store.commit(new)
         for i, key in zip(ids, keys):
             del self._id_to_key[i]
@@ -361,51 +446,169 @@ class Collection:
 
     # ------------------------------------------------------------------ reading
     def search(
-        self, queries: Any, k: int = 10, *, mode: Mode | None = None, threads: int | None = None
+        self,
+        queries: Any,
+        k: int = 10,
+        *,
+        mode: Mode | None = None,
+        legs: Sequence[str] | None = None,
+        fusion: Fusion | dict[str, Any] | None = None,
+        depth: int | None = None,
+        threads: int | None = None,
     ) -> SearchResult:
         """Top-k documents for each query.
 
         Parameters
         ----------
-        queries : str, sequence of str, or float array (n_queries, dim)
-            Query texts, or query vectors (dense mode only).
+        queries : str, sequence of str, float array (n_queries, dim), or EncodedQueries
+            Query texts; query vectors (dense mode only); or :meth:`encode_queries` output.
         k : int
             Hits per query (padded with id -1 when fewer documents match).
-        mode : {"dense", "bm25"}, optional
-            Which retriever answers; by default the dense one if the collection has it, else BM25.
+        mode : {"dense", "bm25", "sparse", "hybrid"}, optional
+            Which retriever answers: one leg, or the fusion of several. Default: the dense leg
+            if the collection has one, else the learned-sparse one, else BM25.
+        legs : sequence of {"bm25", "sparse", "dense"}, optional
+            Hybrid: the legs to fuse (default: all the collection has).
+        fusion : ConvexFusion, RRF, DBSF or its dict, optional
+            Hybrid: how to fuse. Default: the one :meth:`fit_fusion` saved for these legs, else
+            an equal-weight convex combination of min-max normalised scores.
+        depth : int, optional
+            Hybrid: candidates taken from each leg (default max(k, 100)). Scores a leg did not
+            return for another leg's candidates are looked up (exact for every leg but IVF-PQ).
         threads : int, optional
-            BM25: threads for a batch of queries (default: all cores).
+            Sparse legs: threads for a batch of queries (default: all cores).
 
         Returns
         -------
         SearchResult
             Internal keys and scores; ``.doc_ids()`` and ``.to_arrow()`` give your ids and documents.
         """
+        from granite_index import hybrid
+
         if mode is None:
-            mode = "dense" if self._dense is not None else "bm25"
-        if mode not in ("dense", "bm25"):
-            raise ValueError(f"mode must be 'dense' or 'bm25'; got {mode!r}")
+            mode = next(m for m in ("dense", "sparse", "bm25") if m in self.modes)
+        if mode not in ("dense", "bm25", "sparse", "hybrid"):
+            raise ValueError(f"mode must be 'dense', 'bm25', 'sparse' or 'hybrid'; got {mode!r}")
         if mode not in self.modes:
             raise ValueError(
-                f"this collection has no {mode} index; it answers {self.modes} "
+                f"this collection has no {mode} mode; it answers {self.modes} "
                 "(choose dense= / sparse= in Collection.create)"
             )
+        if mode != "hybrid" and (legs is not None or fusion is not None or depth is not None):
+            raise ValueError("legs, fusion and depth are for mode='hybrid'")
         k = check_k(k)
-        is_text = isinstance(queries, str) or (
-            not isinstance(queries, np.ndarray) and _is_text_list(queries)
-        )
-        if mode == "bm25":
-            if not is_text:
-                raise TypeError("bm25 search takes query texts (a str or a list of str)")
-            texts = [queries] if isinstance(queries, str) else as_list(queries, "queries")
-            res = self._sparse.search(texts, k, threads=threads)
+        if mode == "hybrid":
+            use = hybrid.resolve_legs(self, legs)
+            strategy = hybrid.resolve_fusion(self, fusion, use)
+            encoded = self._encoded(queries, use)
+            ids, scores = hybrid.search(self, encoded, k, use, strategy, depth, threads)
+            return SearchResult(ids, scores, self)
+        if mode == "dense" and isinstance(queries, np.ndarray):
+            res = self._dense.search(check_matrix(queries, "queries", self._dense.dim), k)
             return SearchResult(res.ids, res.scores, self)
-        if is_text:
-            vectors = self.encoder.encode_queries(queries)
-        else:
-            vectors = check_matrix(queries, "queries", self._dense.dim)
-        res = self._dense.search(vectors, k)
+        res = self._leg_search(mode, self._encoded(queries, (mode,)), k, threads)
         return SearchResult(res.ids, res.scores, self)
+
+    def encode_queries(self, queries: Any, legs: Sequence[str] | None = None) -> EncodedQueries:
+        """Encode query texts once for the given legs (default: all), for :meth:`search`."""
+        from granite_index.hybrid import LEGS, EncodedQueries
+
+        if isinstance(queries, EncodedQueries):
+            return queries
+        if not (isinstance(queries, str) or is_text_list(queries)):
+            raise TypeError("queries must be a str or a non-empty list of str")
+        texts = [queries] if isinstance(queries, str) else as_list(queries, "queries")
+        for q in texts:
+            if not q.strip():
+                raise ValueError("a query is empty")
+        legs = [m for m in LEGS if m in self.modes] if legs is None else list(legs)
+        return EncodedQueries(
+            n=len(texts),
+            texts=texts if "bm25" in legs else None,
+            sparse=self.sparse_encoder.encode_queries(texts) if "sparse" in legs else None,
+            dense=self.encoder.encode_queries(texts) if "dense" in legs else None,
+        )
+
+    def _encoded(self, queries: Any, legs: Sequence[str]) -> EncodedQueries:
+        from granite_index.hybrid import EncodedQueries
+
+        if isinstance(queries, EncodedQueries):
+            return queries
+        if isinstance(queries, np.ndarray) or not (
+            isinstance(queries, str) or is_text_list(queries)
+        ):
+            raise TypeError(
+                f"{'/'.join(legs)} search takes query texts (a str or a list of str) or "
+                "encode_queries() output; only dense search takes vectors"
+            )
+        return self.encode_queries(queries, legs)
+
+    def _leg_index(self, leg: str) -> Any:
+        return {"bm25": self._sparse, "sparse": self._splade, "dense": self._dense}[leg]
+
+    def _leg_search(
+        self, leg: str, queries: EncodedQueries, k: int, threads: int | None
+    ) -> SearchResult:
+        q = queries.leg_input(leg)
+        if leg == "dense":
+            return self._dense.search(q, k)
+        return self._leg_index(leg).search(q, k, threads=threads)
+
+    def _leg_score(self, leg: str, queries: EncodedQueries, ids: np.ndarray) -> np.ndarray:
+        return self._leg_index(leg).score(queries.leg_input(leg), ids)
+
+    def fit_fusion(
+        self,
+        queries: Any,
+        qrels: dict[str, dict[str, int]],
+        query_ids: Sequence[str],
+        *,
+        legs: Sequence[str] | None = None,
+        metric: str = "nDCG@10",
+        depth: int | None = None,
+        save: bool = True,
+    ) -> Any:
+        """Choose the hybrid fusion on labelled queries (a train split; never the test set).
+
+        Grid-searches convex weights with each normalisation, RRF and DBSF
+        (:func:`granite_index.fusion.fit_fusion`) and, with ``save``, stores the best in the
+        manifest (one commit): later hybrid searches over the same legs use it.
+
+        Returns
+        -------
+        FitResult
+            The chosen fusion, its training score and the table of all tried.
+        """
+        from granite_index import hybrid
+        from granite_index.fusion import fit_fusion
+
+        use = hybrid.resolve_legs(self, legs)
+        encoded = self.encode_queries(queries, use)
+        if len(query_ids) != encoded.n:
+            raise ValueError(f"{len(query_ids)} query_ids for {encoded.n} queries")
+        depth = hybrid.DEFAULT_DEPTH if depth is None else int(depth)
+        cands = hybrid.candidates(self, encoded, use, depth, None)
+        key_to_id = self._key_to_id
+        result = fit_fusion(
+            cands,
+            qrels,
+            list(query_ids),
+            lambda keys: [key_to_id[int(k)] for k in keys],
+            metric=metric,
+        )
+        if save:
+            m = self.manifest
+            saved = {
+                "legs": list(use),
+                "fusion": result.fusion.to_dict(),
+                "metric": metric,
+                "train_score": result.score,
+                "n_queries": encoded.n,
+            }
+            # the indexes do not change: the same commit, with a new manifest (atomic rewrite)
+            with self._store.writer():
+                self._store.commit(dataclasses.replace(m, fusion=saved))
+        return result
 
     def get(self, ids: Any) -> pa.Table:
         """Documents by id, in the order asked: ``id``, ``text``, ``metadata`` (JSON text) columns."""
@@ -465,84 +668,3 @@ class Collection:
                 "metadata", docs.column("metadata")
             )
         return table
-
-
-def _is_text_list(queries: Any) -> bool:
-    try:
-        return len(queries) > 0 and all(isinstance(q, str) for q in queries)
-    except TypeError:
-        return False
-
-
-def _split_table(table: Any) -> tuple[list[Any], list[Any], Any]:
-    """A DataFrame / Arrow table with ``id`` and ``text`` columns → (ids, texts, metadata table)."""
-    if hasattr(table, "to_pandas") and not isinstance(table, pa.Table):
-        table = table.to_pandas()
-    if not isinstance(table, pa.Table):
-        if hasattr(table, "columns") and hasattr(table, "iloc"):
-            table = pa.Table.from_pandas(table, preserve_index=False)
-        else:
-            raise TypeError(
-                "texts is required unless the first argument is a table with id and text columns"
-            )
-    for col in ("id", "text"):
-        if col not in table.column_names:
-            raise ValueError(f"the table has no {col!r} column; columns are {table.column_names}")
-    rest = table.drop_columns(["id", "text"])
-    return (
-        table.column("id").to_pylist(),
-        table.column("text").to_pylist(),
-        rest if rest.num_columns else None,
-    )
-
-
-def _metadata_json(metadata: Any, n: int) -> list[str | None]:
-    if metadata is None:
-        return [None] * n
-    if isinstance(metadata, pa.Table):
-        records = metadata.to_pylist()
-    elif hasattr(metadata, "to_dict") and hasattr(metadata, "columns"):  # pandas DataFrame
-        records = metadata.to_dict(orient="records")
-    else:
-        records = as_list(metadata, "metadata")
-    if len(records) != n:
-        raise ValueError(f"metadata has {len(records)} records for {n} documents")
-    out: list[str | None] = []
-    for i, rec in enumerate(records):
-        if rec is not None and not isinstance(rec, dict):
-            raise TypeError(f"metadata[{i}] must be a dict or None; got {type(rec).__name__}")
-        try:
-            out.append(None if rec is None else json.dumps(rec, default=_json_default))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"metadata[{i}] is not JSON-serialisable: {exc}") from exc
-    return out
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def _docs_table(
-    keys: np.ndarray,
-    ids: list[Any],
-    texts: list[str],
-    meta: list[str | None],
-    vectors: np.ndarray | None,
-    id_type: str,
-) -> pa.Table:
-    columns = [
-        pa.array(keys, pa.int64()),
-        pa.array(ids, pa.int64() if id_type == "int" else pa.string()),
-        pa.array(texts, pa.string()),
-        pa.array(meta, pa.string()),
-    ]
-    dim = None
-    if vectors is not None:
-        dim = vectors.shape[1]
-        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
-        columns.append(pa.FixedSizeListArray.from_arrays(flat, dim))
-    return pa.Table.from_arrays(columns, schema=docs_schema(dim, id_type))

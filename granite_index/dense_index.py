@@ -231,6 +231,39 @@ class DenseIndex:
         scores[:, :kk] = np.where(valid, dist, -np.inf)
         return SearchResult(ids, scores)
 
+    def score(self, queries: Any, ids: Any) -> np.ndarray:
+        """Inner products of each query with given stored vectors.
+
+        Parameters
+        ----------
+        queries : array-like of float, shape (n_queries, dim)
+        ids : array-like of int64, shape (n_queries, m)
+            Ids per query; ``-1`` is padding.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (n_queries, m)
+            NaN for padding and ids not in the index. Flat and HNSW store exact vectors, so this
+            is the exact score; IVF-PQ decodes its codes, which is the score its search uses.
+        """
+        queries = check_matrix(queries, "queries", self.dim)
+        ids = np.asarray(ids)
+        if ids.ndim != 2 or ids.shape[0] != len(queries):
+            raise ValueError(f"ids must be (n_queries, m) = ({len(queries)}, m); got {ids.shape}")
+        flat = ids.astype(np.int64).ravel()
+        pos = np.fromiter((self._pos.get(int(i), -1) for i in flat), np.int64, len(flat))
+        out = np.full(len(flat), np.nan, np.float32)
+        found = pos >= 0
+        if found.any():
+            if self.config.kind == "ivfpq":
+                ivf = faiss.extract_index_ivf(self._index)
+                if ivf.direct_map.no():
+                    ivf.make_direct_map()
+            vectors = self._index.reconstruct_batch(pos[found])
+            rows = np.repeat(np.arange(len(queries)), ids.shape[1])[found]
+            out[found] = np.einsum("ij,ij->i", queries[rows], vectors)
+        return out.reshape(ids.shape)
+
     def _search_positions(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.config.kind == "flat" and self._use_gpu():
             return self._search_gpu(queries, k)

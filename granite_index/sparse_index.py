@@ -473,6 +473,68 @@ class SparseIndex:
             "an (indptr, indices, values) tuple"
         )
 
+    def _prepared(self, queries: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Queries as CSR of (term id uint32, weight float32) in the canonical order."""
+        q_ptr, q_terms, q_vals = self._query_batch(queries)
+        n_q = len(q_ptr) - 1
+        q_w = self._weights(q_terms, q_vals)
+        # terms the index has never seen cannot match: drop them (keeps ids inside uint32)
+        known = (q_terms < len(self.df)) & (q_w != 0)
+        if not known.all():
+            q_ptr = _ptr_from_mask(q_ptr, known)
+            q_terms, q_w = q_terms[known], q_w[known]
+        # every scoring path adds a document's term scores in this order (weight descending,
+        # then term id), so scores are bit-identical whatever the path and the segment layout
+        rows = np.repeat(np.arange(n_q), np.diff(q_ptr))
+        order = np.lexsort((q_terms, -q_w, rows))
+        return q_ptr, q_terms[order].astype(np.uint32), q_w[order]
+
+    def score(self, queries: Any, ids: Any) -> np.ndarray:
+        """The scores of given documents for each query, as :meth:`search` would give them.
+
+        Parameters
+        ----------
+        queries : as for :meth:`search`, n_queries of them
+        ids : array-like of int64, shape (n_queries, m)
+            Document keys per query; ``-1`` is padding.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (n_queries, m)
+            Bit-identical to the score :meth:`search` gives the document (0 where it shares no
+            term with the query); NaN for padding and for keys not in the index.
+        """
+        q_ptr, q_terms, q_w = self._prepared(queries)
+        ids = np.asarray(ids)
+        if ids.ndim != 2 or ids.shape[0] != len(q_ptr) - 1:
+            raise ValueError(f"ids must be (n_queries, m) = ({len(q_ptr) - 1}, m); got {ids.shape}")
+        if ids.size and ids.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers; got {ids.dtype}")
+        ids = ids.astype(np.int64)
+        pos = self._positions(ids.ravel()).reshape(ids.shape)
+        pos[ids < 0] = -1
+        out = np.zeros(ids.shape, np.float32)
+        bm25 = self.weighting == "bm25"
+        norm = self._bm25_norm() if bm25 else np.zeros(1, np.float32)
+        for seg in self.segments:
+            K.score_docs(
+                q_ptr,
+                q_terms,
+                q_w,
+                seg.term_ids,
+                seg.term_ptr,
+                seg.post_doc,
+                seg.post_w,
+                norm,
+                bm25,
+                np.int64(seg.base),
+                np.int64(seg.n_docs),
+                pos,
+                out,
+            )
+        out[pos < 0] = np.nan
+        return out
+
     def _weights(self, q_terms: np.ndarray, q_vals: np.ndarray) -> np.ndarray:
         if self.weighting == "bm25":
             return (self.idf(q_terms) * q_vals).astype(np.float32)
@@ -501,23 +563,11 @@ class SparseIndex:
             Use the plain-numpy twin of the kernels (slow; for tests).
         """
         k = check_k(k)
-        q_ptr, q_terms, q_vals = self._query_batch(queries)
+        q_ptr, q_terms, q_w = self._prepared(queries)
         n_q = len(q_ptr) - 1
         if threads is None:
             threads = numba.config.NUMBA_NUM_THREADS
         threads = max(1, int(threads))
-        q_w = self._weights(q_terms, q_vals)
-        # terms the index has never seen cannot match: drop them (keeps ids inside uint32)
-        known = (q_terms < len(self.df)) & (q_w != 0)
-        if not known.all():
-            q_ptr = _ptr_from_mask(q_ptr, known)
-            q_terms, q_w = q_terms[known], q_w[known]
-        # every search path adds a document's term scores in this order (weight descending, then
-        # term id), so scores are bit-identical whatever the path and the segment layout
-        rows = np.repeat(np.arange(n_q), np.diff(q_ptr))
-        order = np.lexsort((q_terms, -q_w, rows))
-        q_terms = q_terms[order].astype(np.uint32)
-        q_w = q_w[order]
         norm = self._bm25_norm() if self.weighting == "bm25" else np.zeros(1, np.float32)
         bm25 = self.weighting == "bm25"
         kk = min(k, max(self.n_alive, 1))

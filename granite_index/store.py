@@ -5,8 +5,9 @@ Layout of a collection folder::
     manifest.json        the commit point: format, commit number, Lance version, encoder, index
     docs.lance/          Lance dataset: _key int64, id, text, metadata (JSON), vector
     dense/00000007/      the FAISS index as of commit 7 (see DenseIndex.save)
-    sparse/00000007/     the sparse index's per-document arrays + vocabulary as of commit 7
+    sparse/00000007/     the BM25 index's per-document arrays + vocabulary as of commit 7
     sparse/segments/     its immutable postings segments, shared by commits (see SparseIndex.save)
+    splade/...           the same for the learned-sparse (SPLADE) index
     .lock                held (flock) by the one writer
 
 A commit writes new Lance data (a new Lance version), then the dense and sparse indexes into
@@ -39,6 +40,8 @@ MANIFEST = "manifest.json"
 DOCS = "docs.lance"
 DENSE = "dense"
 SPARSE = "sparse"
+#: folder of each sparse index kept by a collection (BM25 keeps "sparse" from format 1's start)
+SPARSE_DIRS = {"bm25": SPARSE, "splade": "splade"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,10 @@ class Manifest:
 
     encoder: dict[str, Any] | None
     dense_index: dict[str, Any] | None
-    sparse_index: dict[str, Any] | None = None
+    sparse_index: dict[str, Any] | None = None  # the BM25 index
+    splade_encoder: dict[str, Any] | None = None
+    splade_index: dict[str, Any] | None = None
+    fusion: dict[str, Any] | None = None  # the hybrid fusion chosen by Collection.fit_fusion
     commit: int = 0
     lance_version: int | None = None
     id_type: str | None = None
@@ -91,7 +97,7 @@ class Store:
         path: str | os.PathLike[str],
         manifest: Manifest,
         dense_index: Any | None,
-        sparse_index: Any | None = None,
+        sparse_indexes: dict[str, Any] | None = None,
     ) -> Store:
         """Make a new collection folder holding ``manifest`` and the empty indexes (commit 0).
 
@@ -108,10 +114,9 @@ class Store:
         try:
             if dense_index is not None:
                 dense_index.save(tmp / DENSE / f"{manifest.commit:08d}")
-            if sparse_index is not None:
-                sparse_index.save(
-                    tmp / SPARSE / f"{manifest.commit:08d}", segments_dir=tmp / SPARSE / "segments"
-                )
+            for name, index in (sparse_indexes or {}).items():
+                folder = tmp / SPARSE_DIRS[name]
+                index.save(folder / f"{manifest.commit:08d}", segments_dir=folder / "segments")
             _write_atomic(tmp / MANIFEST, manifest.to_json())
             os.replace(tmp, path)
         except BaseException:
@@ -151,8 +156,10 @@ class Store:
     def dense_dir(self, commit: int | None = None) -> Path:
         return self.path / DENSE / f"{self.manifest.commit if commit is None else commit:08d}"
 
-    def sparse_dir(self, commit: int | None = None) -> Path:
-        return self.path / SPARSE / f"{self.manifest.commit if commit is None else commit:08d}"
+    def sparse_dir(self, commit: int | None = None, name: str = "bm25") -> Path:
+        """The folder of sparse index ``name`` ("bm25" or "splade") as of ``commit``."""
+        c = self.manifest.commit if commit is None else commit
+        return self.path / SPARSE_DIRS[name] / f"{c:08d}"
 
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
@@ -200,10 +207,10 @@ class Store:
         """Save the dense index for ``commit`` into its own folder (tmp + rename)."""
         _save_into(self.dense_dir(commit), index.save)
 
-    def write_sparse(self, index: Any, commit: int) -> None:
-        """Save the sparse index for ``commit``: new segments into ``sparse/segments``, then the
-        per-document arrays into their own folder (tmp + rename)."""
-        final = self.sparse_dir(commit)
+    def write_sparse(self, index: Any, commit: int, name: str = "bm25") -> None:
+        """Save sparse index ``name`` for ``commit``: new segments into ``<folder>/segments``,
+        then the per-document arrays into their own folder (tmp + rename)."""
+        final = self.sparse_dir(commit, name)
         # segments are stored relative to the folder: "../segments"
         _save_into(final, lambda tmp: index.save(tmp, segments_dir=final.parent / "segments"))
 
@@ -215,15 +222,17 @@ class Store:
         for old in (self.path / DENSE).glob("*"):
             if old.name != keep:
                 shutil.rmtree(old, ignore_errors=True)
-        if manifest.sparse_index is not None:
+        for name, config in (("bm25", manifest.sparse_index), ("splade", manifest.splade_index)):
+            if config is None:
+                continue
             from granite_index.sparse_index import SparseIndex
 
-            current = self.sparse_dir()
+            current = self.sparse_dir(name=name)
             used = SparseIndex.segment_names(current)
-            for old in (self.path / SPARSE).glob("*"):
+            for old in current.parent.glob("*"):
                 if old.name not in (current.name, "segments"):
                     shutil.rmtree(old, ignore_errors=True)
-            for seg in (self.path / SPARSE / "segments").glob("*"):
+            for seg in (current.parent / "segments").glob("*"):
                 if seg.name not in used:
                     shutil.rmtree(seg, ignore_errors=True)
 

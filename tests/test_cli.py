@@ -101,7 +101,7 @@ def test_index_bm25_only_then_search(dataset, tmp_path):
     assert hits.exit_code == 0, hits.output
     assert json.loads(hits.stdout.splitlines()[0])["id"] == "d4"
     wrong = runner.invoke(main, ["search", str(out), "x", "--mode", "dense"])
-    assert wrong.exit_code == 1 and "no dense index" in wrong.output
+    assert wrong.exit_code == 1 and "no dense mode" in wrong.output
     none = runner.invoke(main, ["index", str(dataset), "--out", str(tmp_path / "n"), "--no-dense"])
     assert none.exit_code == 2 and "nothing to build" in none.output
     dense_col = runner.invoke(

@@ -104,7 +104,7 @@ def test_bad_input_is_reported_and_nothing_changes(col, tmp_path):
         (lambda: col.delete(["nope"]), UnknownIdError, "nope"),
         (lambda: col.search(np.ones((1, 7), np.float32)), ValueError, "dimension 7"),
         (lambda: col.search("q", k=0), ValueError, "k must be positive"),
-        (lambda: col.search("q", mode="bm25"), ValueError, "no bm25 index"),
+        (lambda: col.search("q", mode="bm25"), ValueError, "no bm25 mode"),
         (lambda: col.search("q", mode="splade"), ValueError, "mode must be"),
         (lambda: col.add(pd.DataFrame({"id": [1]})), ValueError, "no 'text' column"),
     ]
@@ -196,7 +196,7 @@ def test_bm25_only_collection_round_trip(tmp_path):
     again = Collection.open(tmp_path / "lex")
     assert again.search("cat mat", k=3).doc_ids() == [["c", "b"]]
     assert again.info()["sparse_index"]["weighting"] == "bm25"
-    with pytest.raises(ValueError, match="no dense index"):
+    with pytest.raises(ValueError, match="no dense mode"):
         again.search("cat", mode="dense")
     with pytest.raises(ValueError, match="no dense index"):
         again.vectors(["b"])
@@ -223,13 +223,15 @@ def test_create_needs_an_index(tmp_path):
     with pytest.raises(ValueError, match="needs an index"):
         Collection.create(tmp_path / "none", dense=False)
     with pytest.raises(ValueError, match="sparse must be"):
-        Collection.create(tmp_path / "none", dense=False, sparse="splade")
+        Collection.create(tmp_path / "none", dense=False, sparse="colbert")
+    with pytest.raises(ValueError, match="repeats"):
+        Collection.create(tmp_path / "none", dense=False, sparse=["bm25", "bm25"])
     assert not (tmp_path / "none").exists()
 
 
 def test_dense_and_bm25_in_one_collection(tmp_path, tiny_encoder):
     col = Collection.create(tmp_path / "both", encoder=tiny_encoder, sparse="bm25", language="en")
     col.add(["x", "y"], ["granite is a rock", "embedding models encode text"])
-    assert col.modes == ["dense", "bm25"]
+    assert col.modes == ["bm25", "dense", "hybrid"]
     assert col.search("rock", k=1, mode="bm25").doc_ids() == [["x"]]
     assert col.search("rock", k=2, mode="dense").ids.shape == (1, 2)

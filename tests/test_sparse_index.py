@@ -87,6 +87,52 @@ def test_kernels_equal_their_numpy_twins(weighting, threads):
         np.testing.assert_allclose(fast.scores, slow.scores, rtol=1e-6)
 
 
+@pytest.mark.parametrize("k", [1, 10, 100])
+def test_dense_scan_keeps_ties_in_position_order(k):
+    # every document matches (the dense path) and most tie: the probe floor and the blocked
+    # scan must still return the lowest positions among equal scores, as the numpy twin does
+    n = 3000
+    idx = SparseIndex("impact")
+    rng = np.random.default_rng(5)
+    heavy = rng.random(n) < 0.02
+    indptr = np.cumsum([0] + [1 + int(h) for h in heavy])
+    indices = np.concatenate([[0, 1] if h else [0] for h in heavy]).astype(np.int64)
+    values = np.ones(len(indices), np.float32)
+    idx.add(rng.permutation(n) + 100, indptr, indices, values)
+    idx.delete(idx.keys[np.nonzero(heavy)[0][:3]])  # dead documents among the best
+    q = (np.array([0, 2]), np.array([0, 1]), np.array([1.0, 0.5], np.float32))
+    fast, slow = idx.search(q, k=k), idx.search(q, k=k, oracle=True)
+    np.testing.assert_array_equal(fast.ids, slow.ids)
+    np.testing.assert_array_equal(fast.scores, slow.scores)
+
+
+@pytest.mark.parametrize("weighting", ["bm25", "impact"])
+def test_score_equals_the_search_score_bit_for_bit(weighting):
+    rng = np.random.default_rng(4)
+    idx = SparseIndex(weighting)
+    for start in (0, 200, 500):
+        idx.add(np.arange(start, start + 150), *_random_csr(rng, 150, 40, impacts=True))
+    idx.delete(np.arange(0, 150, 4))
+    q = _random_csr(rng, 12, 45, max_len=6, impacts=True)
+    res = idx.search(q, k=50)
+    got = idx.score(q, res.ids)
+    hits = res.ids >= 0
+    np.testing.assert_array_equal(got[hits], res.scores[hits])
+    assert np.isnan(got[~hits]).all()
+    # unknown and deleted keys are NaN; a document sharing no term with the query scores 0
+    probe = np.tile(np.array([[4, 99999, 201]]), (12, 1))
+    out = idx.score(q, probe)
+    assert np.isnan(out[:, :2]).all()
+    assert out.dtype == np.float32 and out.shape == (12, 3)
+    with pytest.raises(ValueError, match="n_queries"):
+        idx.score(q, np.zeros((3, 2), np.int64))
+    small = SparseIndex(weighting)
+    small.add([1, 2], [0, 1, 2], [0, 1], [2.0, 3.0])
+    one = (np.array([0, 1]), np.array([0]), np.array([1.0], np.float32))
+    s = small.score(one, [[1, 2]])
+    assert s[0, 0] > 0 and s[0, 1] == 0
+
+
 def test_impact_scores_are_dot_products():
     rng = np.random.default_rng(2)
     indptr, indices, values = _random_csr(rng, 80, 30, impacts=True)

@@ -1,4 +1,5 @@
-"""Text encoders: dense bi-encoder (CLS / mean pooling), model resolution, the BM25 analyzer.
+"""Text encoders: dense bi-encoder (CLS / mean pooling), SPLADE sparse encoder, model resolution,
+the BM25 analyzer.
 
 Names load lazily, so that lexical-only users (``Analyzer``, ``SparseIndex``) never import torch.
 """
@@ -14,6 +15,10 @@ _EXPORTS = {
     "resolve_model": "granite_index.encoders.resolve",
     "DenseEncoder": "granite_index.encoders.dense",
     "DenseEncoderConfig": "granite_index.encoders.dense",
+    "DEFAULT_SPARSE_MODEL": "granite_index.encoders.resolve",
+    "SparseEncoder": "granite_index.encoders.sparse",
+    "SparseEncoderConfig": "granite_index.encoders.sparse",
+    "SparseVectors": "granite_index.encoders.sparse",
     "Analyzer": "granite_index.encoders.analyzer",
     "Vocabulary": "granite_index.encoders.analyzer",
 }

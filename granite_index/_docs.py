@@ -1,0 +1,106 @@
+"""Documents as an Arrow table: input checks and the rows written to a collection's Lance dataset."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from granite_index._validate import as_list
+from granite_index.store import docs_schema
+
+
+def is_text_list(queries: Any) -> bool:
+    try:
+        return len(queries) > 0 and all(isinstance(q, str) for q in queries)
+    except TypeError:
+        return False
+
+
+def split_table(table: Any) -> tuple[list[Any], list[Any], Any]:
+    """A DataFrame / Arrow table with ``id`` and ``text`` columns → (ids, texts, metadata table)."""
+    if hasattr(table, "to_pandas") and not isinstance(table, pa.Table):
+        table = table.to_pandas()
+    if not isinstance(table, pa.Table):
+        if hasattr(table, "columns") and hasattr(table, "iloc"):
+            table = pa.Table.from_pandas(table, preserve_index=False)
+        else:
+            raise TypeError(
+                "texts is required unless the first argument is a table with id and text columns"
+            )
+    for col in ("id", "text"):
+        if col not in table.column_names:
+            raise ValueError(f"the table has no {col!r} column; columns are {table.column_names}")
+    rest = table.drop_columns(["id", "text"])
+    return (
+        table.column("id").to_pylist(),
+        table.column("text").to_pylist(),
+        rest if rest.num_columns else None,
+    )
+
+
+def metadata_json(metadata: Any, n: int) -> list[str | None]:
+    if metadata is None:
+        return [None] * n
+    if isinstance(metadata, pa.Table):
+        records = metadata.to_pylist()
+    elif hasattr(metadata, "to_dict") and hasattr(metadata, "columns"):  # pandas DataFrame
+        records = metadata.to_dict(orient="records")
+    else:
+        records = as_list(metadata, "metadata")
+    if len(records) != n:
+        raise ValueError(f"metadata has {len(records)} records for {n} documents")
+    out: list[str | None] = []
+    for i, rec in enumerate(records):
+        if rec is not None and not isinstance(rec, dict):
+            raise TypeError(f"metadata[{i}] must be a dict or None; got {type(rec).__name__}")
+        try:
+            out.append(None if rec is None else json.dumps(rec, default=_json_default))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"metadata[{i}] is not JSON-serialisable: {exc}") from exc
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def docs_table(
+    keys: np.ndarray,
+    ids: list[Any],
+    texts: list[str],
+    meta: list[str | None],
+    vectors: np.ndarray | None,
+    id_type: str,
+) -> pa.Table:
+    columns = [
+        pa.array(keys, pa.int64()),
+        pa.array(ids, pa.int64() if id_type == "int" else pa.string()),
+        pa.array(texts, pa.string()),
+        pa.array(meta, pa.string()),
+    ]
+    dim = None
+    if vectors is not None:
+        dim = vectors.shape[1]
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
+        columns.append(pa.FixedSizeListArray.from_arrays(flat, dim))
+    return pa.Table.from_arrays(columns, schema=docs_schema(dim, id_type))
+
+
+def sparse_kinds(sparse: Any) -> tuple[str, ...]:
+    """``Collection.create``'s ``sparse``: None, "bm25", "splade" or a list of them → a tuple."""
+    if sparse is None:
+        return ()
+    kinds = (sparse,) if isinstance(sparse, str) else tuple(sparse)
+    for kind in kinds:
+        if kind not in ("bm25", "splade"):
+            raise ValueError(f"sparse must be 'bm25', 'splade' or a list of them; got {sparse!r}")
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"sparse repeats a kind: {sparse!r}")
+    return kinds

@@ -1,0 +1,115 @@
+"""Hybrid retrieval over a collection's legs: search each leg deeper than k, look up the scores a
+leg did not return, fuse (see :mod:`granite_index.fusion`).
+
+Legs are named ``"bm25"`` (the BM25 index), ``"sparse"`` (the learned-sparse SPLADE index) and
+``"dense"`` (the FAISS index); they are also :meth:`Collection.search` modes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from granite_index.fusion import Candidates, ConvexFusion, Fusion, fusion_from_dict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from granite_index.collection import Collection
+    from granite_index.encoders.sparse import SparseVectors
+
+LEGS = ("bm25", "sparse", "dense")
+#: candidates taken from each leg per query, at least (more when k is larger)
+DEFAULT_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class EncodedQueries:
+    """Queries prepared once for every leg: texts for BM25, SPLADE vectors, dense vectors.
+
+    Make one with :meth:`Collection.encode_queries` to search several times, or to time the
+    search apart from the encoders.
+    """
+
+    n: int
+    texts: list[str] | None = None
+    sparse: SparseVectors | None = None
+    dense: np.ndarray | None = None
+
+    def leg_input(self, leg: str) -> Any:
+        value = {"bm25": self.texts, "sparse": self.sparse, "dense": self.dense}[leg]
+        if value is None:
+            raise ValueError(f"these queries were not encoded for the {leg!r} leg")
+        if leg == "sparse":
+            return (value.indptr, value.indices.astype(np.int64), value.values)
+        return value
+
+
+def default_fusion(legs: Sequence[str]) -> Fusion:
+    """Equal-weight convex combination of min-max normalised scores (used until a fit)."""
+    return ConvexFusion({leg: 1.0 for leg in legs}, "minmax")
+
+
+def resolve_legs(col: Collection, legs: Sequence[str] | None) -> tuple[str, ...]:
+    """The legs to fuse: as asked (checked against the collection), or all it has."""
+    have = [leg for leg in LEGS if leg in col.modes]
+    if legs is None:
+        legs = have
+    if isinstance(legs, str):
+        raise TypeError("legs must be a sequence of leg names, e.g. ['bm25', 'dense']")
+    legs = tuple(legs)
+    for leg in legs:
+        if leg not in LEGS:
+            raise ValueError(f"unknown leg {leg!r}; legs are {LEGS}")
+        if leg not in have:
+            raise ValueError(f"this collection has no {leg!r} leg; it has {have}")
+    if len(set(legs)) != len(legs):
+        raise ValueError(f"legs repeat: {legs}")
+    if len(legs) < 2:
+        raise ValueError(f"hybrid search needs at least two legs; got {list(legs)}")
+    return legs
+
+
+def resolve_fusion(col: Collection, fusion: Any, legs: Sequence[str]) -> Fusion:
+    """``fusion`` as given (a strategy or its dict), else the collection's fitted one if it
+    covers exactly these legs, else :func:`default_fusion`."""
+    if fusion is None:
+        saved = col.manifest.fusion
+        if saved is not None and set(saved.get("legs", ())) == set(legs):
+            return fusion_from_dict(saved["fusion"])
+        return default_fusion(legs)
+    if isinstance(fusion, Mapping):
+        return fusion_from_dict(fusion)
+    if not hasattr(fusion, "fuse"):
+        raise TypeError(f"fusion must be a ConvexFusion, RRF or DBSF; got {type(fusion).__name__}")
+    return fusion
+
+
+def candidates(
+    col: Collection, queries: EncodedQueries, legs: Sequence[str], depth: int, threads: int | None
+) -> Candidates:
+    """Each leg's top ``depth`` and, for the candidates a leg missed, its true score (a lookup:
+    sparse legs score the document's postings, the dense leg its stored vector)."""
+    results = {leg: col._leg_search(leg, queries, depth, threads) for leg in legs}
+
+    def lookup(leg: str):
+        return lambda ids: col._leg_score(leg, queries, ids)
+
+    return Candidates.from_legs(results, lookup={leg: lookup(leg) for leg in legs})
+
+
+def search(
+    col: Collection,
+    queries: EncodedQueries,
+    k: int,
+    legs: Sequence[str],
+    fusion: Fusion,
+    depth: int | None,
+    threads: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fused top-k: ``ids`` int64 (n_queries, k) and ``scores`` float32 (n_queries, k)."""
+    depth = max(k, DEFAULT_DEPTH) if depth is None else int(depth)
+    if depth < k:
+        raise ValueError(f"depth ({depth}) must be >= k ({k})")
+    return fusion.fuse(candidates(col, queries, legs, depth, threads), k)
