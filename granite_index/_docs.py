@@ -1,15 +1,22 @@
-"""Documents as an Arrow table: input checks and the rows written to a collection's Lance dataset."""
+"""Documents as Arrow tables: input checks, the rows written to a collection's Lance dataset,
+rows read back by key, and search hits joined with their documents."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from granite_index._validate import as_list
 from granite_index.store import docs_schema
+
+if TYPE_CHECKING:  # pragma: no cover
+    import lance
+
+    from granite_index.result import SearchResult
 
 
 def is_text_list(queries: Any) -> bool:
@@ -104,3 +111,44 @@ def sparse_kinds(sparse: Any) -> tuple[str, ...]:
     if len(set(kinds)) != len(kinds):
         raise ValueError(f"sparse repeats a kind: {sparse!r}")
     return kinds
+
+
+def rows_by_key(
+    ds: lance.LanceDataset | None, keys: list[int], columns: list[str], empty: pa.Table
+) -> pa.Table:
+    """Rows of ``ds`` by ``_key``, in the order of ``keys`` (which must exist; may repeat)."""
+    if ds is None or not keys:
+        return empty.select(columns)
+    unique = sorted(set(keys))
+    parts = [
+        ds.to_table(columns=columns, filter=f"_key IN ({','.join(map(str, unique[s : s + 4096]))})")
+        for s in range(0, len(unique), 4096)
+    ]
+    table = pa.concat_tables(parts)
+    where = {k: i for i, k in enumerate(table.column("_key").to_pylist())}
+    return table.take(pa.array([where[k] for k in keys], pa.int64()))
+
+
+def hits_table(
+    result: SearchResult,
+    key_to_id: list[Any],
+    rows: Callable[[list[int], list[str]], pa.Table] | None,
+) -> pa.Table:
+    """One row per hit: ``query``, ``rank`` (from 1), ``id``, ``score``; with ``rows``, also the
+    hit's ``text`` and ``metadata``."""
+    q, rank = np.nonzero(result.ids >= 0)
+    keys = result.ids[q, rank]
+    table = pa.table(
+        {
+            "query": pa.array(q, pa.int32()),
+            "rank": pa.array(rank + 1, pa.int32()),
+            "id": pa.array([key_to_id[int(k)] for k in keys]),
+            "score": pa.array(result.scores[q, rank], pa.float32()),
+        }
+    )
+    if rows is not None:
+        docs = rows(keys.tolist(), ["_key", "text", "metadata"])
+        table = table.append_column("text", docs.column("text")).append_column(
+            "metadata", docs.column("metadata")
+        )
+    return table

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from granite_index._docs import docs_table, is_text_list, metadata_json, sparse_kinds, split_table
+from granite_index._docs import (
+    docs_table,
+    hits_table,
+    metadata_json,
+    rows_by_key,
+    sparse_kinds,
+    split_table,
+)
 from granite_index._validate import as_list, check_ids, check_k, check_matrix, check_texts, preview
 from granite_index.dense_index import DenseIndex, Device, IndexKind
 from granite_index.errors import DuplicateIdError, UnknownIdError
@@ -23,6 +30,7 @@ if TYPE_CHECKING:  # the encoders (torch) load only when a collection needs them
     from granite_index.encoders.dense import DenseEncoder
     from granite_index.encoders.sparse import SparseEncoder
     from granite_index.fusion import Fusion
+    from granite_index.fusion_fit import FitResult
     from granite_index.hybrid import EncodedQueries
 
 Mode = Literal["dense", "bm25", "sparse", "hybrid"]
@@ -351,27 +359,7 @@ class Collection:
         present = [i for i in ids if i in self._id_to_key]
         if present:
             raise DuplicateIdError(f"ids already in the collection: {preview(present)}")
-        if self._dense is None:
-            if vectors is not None:
-                raise ValueError("this collection has no dense index; do not pass vectors")
-        elif vectors is None:
-            vectors = self.encoder.encode_documents(texts, show_progress=show_progress)
-        else:
-            vectors = check_matrix(vectors, "vectors", self._dense.dim)
-            if len(vectors) != len(ids):
-                raise ValueError(f"{len(ids)} ids but {len(vectors)} vectors")
-        terms = self._sparse.encode_texts(texts, grow=True) if self._sparse is not None else None
-        impacts = None
-        if self._splade is not None:
-            # a caller's bar counts documents once: the dense encoder advances it when present
-            bar = (
-                show_progress
-                if self._dense is None or not hasattr(show_progress, "update")
-                else False
-            )
-            impacts = self.sparse_encoder.encode_documents(texts, show_progress=bar)
-        if self._dense is None and self._splade is None and hasattr(show_progress, "update"):
-            show_progress.update(len(ids))
+        vectors, terms, impacts = self._encode_documents(texts, vectors, show_progress)
         keys = np.arange(m.next_key, m.next_key + len(ids), dtype=np.int64)
         table = docs_table(keys, ids, texts, meta, vectors, id_type)
         with self._store.writer(), self._rollback_on_error():
@@ -384,14 +372,11 @@ class Collection:
             )
             if self._dense is not None:
                 self._dense.add(keys, vectors)
-                self._store.write_dense(self._dense, new.commit)
             if self._sparse is not None:
                 self._sparse.add(keys, *terms)
-                self._store.write_sparse(self._sparse, new.commit)
             if self._splade is not None:
                 self._splade.add(keys, impacts.indptr, impacts.indices, impacts.values)
-                self._store.write_sparse(self._splade, new.commit, "splade")
-            self._store.commit(new)
+            self._write_indexes(new)
         self._id_to_key.update(zip(ids, keys.tolist()))
         self._key_to_id.extend(ids)
 
@@ -414,19 +399,50 @@ class Collection:
         with self._store.writer(), self._rollback_on_error():
             lance_version = self._store.delete_docs(keys)
             new = m.next(lance_version=lance_version, n_docs=m.n_docs - len(ids))
-            if self._dense is not None:
-                self._dense.delete(keys)
-                self._store.write_dense(self._dense, new.commit)
-            if self._sparse is not None:
-                self._sparse.delete(keys)
-                self._store.write_sparse(self._sparse, new.commit)
-            if self._splade is not None:
-                self._splade.delete(keys)
-                self._store.write_sparse(self._splade, new.commit, "splade")
-            self._store.commit(new)
+            for index in (self._dense, self._sparse, self._splade):
+                if index is not None:
+                    index.delete(keys)
+            self._write_indexes(new)
         for i, key in zip(ids, keys):
             del self._id_to_key[i]
             self._key_to_id[key] = None
+
+    def _encode_documents(
+        self, texts: list[str], vectors: Any, show_progress: Any
+    ) -> tuple[np.ndarray | None, Any, Any]:
+        """What each index needs of new documents: dense vectors, BM25 terms, SPLADE impacts."""
+        if self._dense is None:
+            if vectors is not None:
+                raise ValueError("this collection has no dense index; do not pass vectors")
+        elif vectors is None:
+            vectors = self.encoder.encode_documents(texts, show_progress=show_progress)
+        else:
+            vectors = check_matrix(vectors, "vectors", self._dense.dim)
+            if len(vectors) != len(texts):
+                raise ValueError(f"{len(texts)} ids but {len(vectors)} vectors")
+        terms = self._sparse.encode_texts(texts, grow=True) if self._sparse is not None else None
+        impacts = None
+        if self._splade is not None:
+            # a caller's bar counts documents once: the dense encoder advances it when present
+            bar = (
+                show_progress
+                if self._dense is None or not hasattr(show_progress, "update")
+                else False
+            )
+            impacts = self.sparse_encoder.encode_documents(texts, show_progress=bar)
+        if self._dense is None and self._splade is None and hasattr(show_progress, "update"):
+            show_progress.update(len(texts))
+        return vectors, terms, impacts
+
+    def _write_indexes(self, new: Manifest) -> None:
+        """Write every index under commit ``new.commit``, then commit ``new`` (the atomic step)."""
+        if self._dense is not None:
+            self._store.write_dense(self._dense, new.commit)
+        if self._sparse is not None:
+            self._store.write_sparse(self._sparse, new.commit)
+        if self._splade is not None:
+            self._store.write_sparse(self._splade, new.commit, "splade")
+        self._store.commit(new)
 
     class _Rollback:
         def __init__(self, col: Collection) -> None:
@@ -500,48 +516,20 @@ class Collection:
         if mode == "hybrid":
             use = hybrid.resolve_legs(self, legs)
             strategy = hybrid.resolve_fusion(self, fusion, use)
-            encoded = self._encoded(queries, use)
+            encoded = hybrid.as_encoded(self, queries, use)
             ids, scores = hybrid.search(self, encoded, k, use, strategy, depth, threads)
             return SearchResult(ids, scores, self)
         if mode == "dense" and isinstance(queries, np.ndarray):
             res = self._dense.search(check_matrix(queries, "queries", self._dense.dim), k)
             return SearchResult(res.ids, res.scores, self)
-        res = self._leg_search(mode, self._encoded(queries, (mode,)), k, threads)
+        res = self._leg_search(mode, hybrid.as_encoded(self, queries, (mode,)), k, threads)
         return SearchResult(res.ids, res.scores, self)
 
     def encode_queries(self, queries: Any, legs: Sequence[str] | None = None) -> EncodedQueries:
         """Encode query texts once for the given legs (default: all), for :meth:`search`."""
-        from granite_index.hybrid import LEGS, EncodedQueries
+        from granite_index import hybrid
 
-        if isinstance(queries, EncodedQueries):
-            return queries
-        if not (isinstance(queries, str) or is_text_list(queries)):
-            raise TypeError("queries must be a str or a non-empty list of str")
-        texts = [queries] if isinstance(queries, str) else as_list(queries, "queries")
-        for q in texts:
-            if not q.strip():
-                raise ValueError("a query is empty")
-        legs = [m for m in LEGS if m in self.modes] if legs is None else list(legs)
-        return EncodedQueries(
-            n=len(texts),
-            texts=texts if "bm25" in legs else None,
-            sparse=self.sparse_encoder.encode_queries(texts) if "sparse" in legs else None,
-            dense=self.encoder.encode_queries(texts) if "dense" in legs else None,
-        )
-
-    def _encoded(self, queries: Any, legs: Sequence[str]) -> EncodedQueries:
-        from granite_index.hybrid import EncodedQueries
-
-        if isinstance(queries, EncodedQueries):
-            return queries
-        if isinstance(queries, np.ndarray) or not (
-            isinstance(queries, str) or is_text_list(queries)
-        ):
-            raise TypeError(
-                f"{'/'.join(legs)} search takes query texts (a str or a list of str) or "
-                "encode_queries() output; only dense search takes vectors"
-            )
-        return self.encode_queries(queries, legs)
+        return hybrid.encode_queries(self, queries, legs)
 
     def _leg_index(self, leg: str) -> Any:
         return {"bm25": self._sparse, "sparse": self._splade, "dense": self._dense}[leg]
@@ -567,12 +555,28 @@ class Collection:
         metric: str = "nDCG@10",
         depth: int | None = None,
         save: bool = True,
-    ) -> Any:
+    ) -> FitResult:
         """Choose the hybrid fusion on labelled queries (a train split; never the test set).
 
         Grid-searches convex weights with each normalisation, RRF and DBSF
-        (:func:`granite_index.fusion.fit_fusion`) and, with ``save``, stores the best in the
+        (:func:`granite_index.fusion_fit.fit_fusion`) and, with ``save``, stores the best in the
         manifest (one commit): later hybrid searches over the same legs use it.
+
+        Parameters
+        ----------
+        queries : sequence of str or EncodedQueries
+        qrels : dict
+            ``{query_id: {doc_id: relevance}}`` (doc ids as in this collection, as strings).
+        query_ids : sequence of str
+            The id of each query, in order.
+        legs : sequence of str, optional
+            Legs to fuse (default: all the collection has).
+        metric : str
+            What to maximise (an ir-measures name, e.g. ``"nDCG@10"``, ``"R@100"``).
+        depth : int, optional
+            Candidates per leg (default 100).
+        save : bool
+            Store the chosen fusion in the manifest.
 
         Returns
         -------
@@ -580,35 +584,13 @@ class Collection:
             The chosen fusion, its training score and the table of all tried.
         """
         from granite_index import hybrid
-        from granite_index.fusion import fit_fusion
 
-        use = hybrid.resolve_legs(self, legs)
-        encoded = self.encode_queries(queries, use)
-        if len(query_ids) != encoded.n:
-            raise ValueError(f"{len(query_ids)} query_ids for {encoded.n} queries")
-        depth = hybrid.DEFAULT_DEPTH if depth is None else int(depth)
-        cands = hybrid.candidates(self, encoded, use, depth, None)
-        key_to_id = self._key_to_id
-        result = fit_fusion(
-            cands,
-            qrels,
-            list(query_ids),
-            lambda keys: [key_to_id[int(k)] for k in keys],
-            metric=metric,
-        )
+        result = hybrid.fit(self, queries, qrels, query_ids, legs, metric, depth)
         if save:
-            m = self.manifest
-            saved = {
-                "legs": list(use),
-                "fusion": result.fusion.to_dict(),
-                "metric": metric,
-                "train_score": result.score,
-                "n_queries": encoded.n,
-            }
             # the indexes do not change: the same commit, with a new manifest (atomic rewrite)
             with self._store.writer():
-                self._store.commit(dataclasses.replace(m, fusion=saved))
-        return result
+                self._store.commit(dataclasses.replace(self.manifest, fusion=result.saved))
+        return result.fit
 
     def get(self, ids: Any) -> pa.Table:
         """Documents by id, in the order asked: ``id``, ``text``, ``metadata`` (JSON text) columns."""
@@ -632,39 +614,11 @@ class Collection:
     def _rows(self, keys: list[int], columns: list[str] | None = None) -> pa.Table:
         """Rows by key, in the order of ``keys`` (keys must exist)."""
         columns = columns or ["_key", "id", "text", "metadata"]
-        ds = self._store.docs()
-        if ds is None or not keys:
-            return (
-                docs_schema(self._dim, self.manifest.id_type or "str").empty_table().select(columns)
-            )
-        unique = sorted(set(keys))
-        parts = [
-            ds.to_table(
-                columns=columns, filter=f"_key IN ({','.join(map(str, unique[s : s + 4096]))})"
-            )
-            for s in range(0, len(unique), 4096)
-        ]
-        table = pa.concat_tables(parts)
-        where = {k: i for i, k in enumerate(table.column("_key").to_pylist())}
-        return table.take(pa.array([where[k] for k in keys], pa.int64()))
+        empty = docs_schema(self._dim, self.manifest.id_type or "str").empty_table()
+        return rows_by_key(self._store.docs(), keys, columns, empty)
 
     def _external_ids(self, keys: np.ndarray) -> list[list[Any]]:
         return [[self._key_to_id[int(k)] for k in row if k >= 0] for row in keys]
 
     def _hits_table(self, result: SearchResult, *, with_documents: bool) -> pa.Table:
-        q, rank = np.nonzero(result.ids >= 0)
-        keys = result.ids[q, rank]
-        table = pa.table(
-            {
-                "query": pa.array(q, pa.int32()),
-                "rank": pa.array(rank + 1, pa.int32()),
-                "id": pa.array([self._key_to_id[int(k)] for k in keys]),
-                "score": pa.array(result.scores[q, rank], pa.float32()),
-            }
-        )
-        if with_documents:
-            docs = self._rows(keys.tolist(), columns=["_key", "text", "metadata"])
-            table = table.append_column("text", docs.column("text")).append_column(
-                "metadata", docs.column("metadata")
-            )
-        return table
+        return hits_table(result, self._key_to_id, self._rows if with_documents else None)

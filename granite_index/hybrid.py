@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from granite_index._docs import is_text_list
+from granite_index._validate import as_list
 from granite_index.fusion import Candidates, ConvexFusion, Fusion, fusion_from_dict
+from granite_index.fusion_fit import FitResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from granite_index.collection import Collection
@@ -44,6 +47,37 @@ class EncodedQueries:
         if leg == "sparse":
             return (value.indptr, value.indices.astype(np.int64), value.values)
         return value
+
+
+def encode_queries(col: Collection, queries: Any, legs: Sequence[str] | None) -> EncodedQueries:
+    """Query texts → :class:`EncodedQueries` for ``legs`` (default: all the collection has)."""
+    if isinstance(queries, EncodedQueries):
+        return queries
+    if not (isinstance(queries, str) or is_text_list(queries)):
+        raise TypeError("queries must be a str or a non-empty list of str")
+    texts = [queries] if isinstance(queries, str) else as_list(queries, "queries")
+    for q in texts:
+        if not q.strip():
+            raise ValueError("a query is empty")
+    legs = [m for m in LEGS if m in col.modes] if legs is None else list(legs)
+    return EncodedQueries(
+        n=len(texts),
+        texts=texts if "bm25" in legs else None,
+        sparse=col.sparse_encoder.encode_queries(texts) if "sparse" in legs else None,
+        dense=col.encoder.encode_queries(texts) if "dense" in legs else None,
+    )
+
+
+def as_encoded(col: Collection, queries: Any, legs: Sequence[str]) -> EncodedQueries:
+    """``queries`` for a text search over ``legs``: encoded as needed; vectors are refused."""
+    if isinstance(queries, EncodedQueries):
+        return queries
+    if isinstance(queries, np.ndarray) or not (isinstance(queries, str) or is_text_list(queries)):
+        raise TypeError(
+            f"{'/'.join(legs)} search takes query texts (a str or a list of str) or "
+            "encode_queries() output; only dense search takes vectors"
+        )
+    return encode_queries(col, queries, legs)
 
 
 def default_fusion(legs: Sequence[str]) -> Fusion:
@@ -113,3 +147,46 @@ def search(
     if depth < k:
         raise ValueError(f"depth ({depth}) must be >= k ({k})")
     return fusion.fuse(candidates(col, queries, legs, depth, threads), k)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """:func:`fit`'s output: the fit, and the record a collection's manifest keeps of it."""
+
+    fit: FitResult
+    saved: dict[str, Any]
+
+
+def fit(
+    col: Collection,
+    queries: Any,
+    qrels: Mapping[str, Mapping[str, int]],
+    query_ids: Sequence[str],
+    legs: Sequence[str] | None,
+    metric: str,
+    depth: int | None,
+) -> Fitted:
+    """Fit the fusion of ``legs`` on labelled queries (see :meth:`Collection.fit_fusion`)."""
+    from granite_index.fusion_fit import fit_fusion
+
+    use = resolve_legs(col, legs)
+    encoded = encode_queries(col, queries, use)
+    if isinstance(query_ids, str) or len(query_ids) != encoded.n:
+        raise ValueError(f"query_ids must give one id per query ({encoded.n})")
+    cands = candidates(col, encoded, use, DEFAULT_DEPTH if depth is None else int(depth), None)
+    key_to_id = col._key_to_id
+    result = fit_fusion(
+        cands,
+        qrels,
+        list(query_ids),
+        lambda keys: [key_to_id[int(k)] for k in keys],
+        metric=metric,
+    )
+    saved = {
+        "legs": list(use),
+        "fusion": result.fusion.to_dict(),
+        "metric": metric,
+        "train_score": result.score,
+        "n_queries": encoded.n,
+    }
+    return Fitted(result, saved)

@@ -14,12 +14,10 @@ from granite_index.fusion import (
     RRF,
     Candidates,
     ConvexFusion,
-    FitResult,
     LegStats,
-    default_grid,
-    fit_fusion,
     fusion_from_dict,
 )
+from granite_index.fusion_fit import FitResult, default_grid, fit_fusion
 
 NINF = -np.inf
 
