@@ -85,6 +85,7 @@ class DenseIndex:
         self._pos: dict[int, int] = {}
         self._n_dead_in_faiss = 0  # deleted positions still inside the FAISS structure
         self._gpu: Any = None  # lazily built GPU copy (flat only)
+        self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # sorted live ids, positions
 
     # ------------------------------------------------------------------ building
     def _new_index(self, n_train: int) -> faiss.Index:
@@ -165,6 +166,7 @@ class DenseIndex:
         self._alive = np.concatenate([self._alive, np.ones(len(ids_arr), dtype=bool)])
         self._pos.update(zip(ids_arr.tolist(), range(start, start + len(ids_arr))))
         self._gpu = None
+        self._lookup = None
 
     def delete(self, ids: Any) -> None:
         """Delete vectors by id; unknown ids raise :class:`UnknownIdError` and delete nothing."""
@@ -178,6 +180,7 @@ class DenseIndex:
             self._alive[self._pos.pop(i)] = False
         self._n_dead_in_faiss += len(ids_list)
         self._gpu = None
+        self._lookup = None
         if self._n_dead_in_faiss >= COMPACT_AT * max(self._index.ntotal, 1):
             self.compact()
 
@@ -203,6 +206,7 @@ class DenseIndex:
             self._pos = dict(zip(self._ids.tolist(), range(len(keep))))
         self._n_dead_in_faiss = 0
         self._gpu = None
+        self._lookup = None
 
     # ------------------------------------------------------------------ searching
     def search(self, queries: Any, k: int = 10) -> SearchResult:
@@ -251,7 +255,7 @@ class DenseIndex:
         if ids.ndim != 2 or ids.shape[0] != len(queries):
             raise ValueError(f"ids must be (n_queries, m) = ({len(queries)}, m); got {ids.shape}")
         flat = ids.astype(np.int64).ravel()
-        pos = np.fromiter((self._pos.get(int(i), -1) for i in flat), np.int64, len(flat))
+        pos = self._positions(flat)
         out = np.full(len(flat), np.nan, np.float32)
         found = pos >= 0
         if found.any():
@@ -263,6 +267,18 @@ class DenseIndex:
             rows = np.repeat(np.arange(len(queries)), ids.shape[1])[found]
             out[found] = np.einsum("ij,ij->i", queries[rows], vectors)
         return out.reshape(ids.shape)
+
+    def _positions(self, ids: np.ndarray) -> np.ndarray:
+        """Live positions of ``ids`` int64 (n,), -1 where absent or deleted (vectorised)."""
+        if self._lookup is None:
+            live = np.flatnonzero(self._alive)
+            order = np.argsort(self._ids[live], kind="stable")
+            self._lookup = (self._ids[live][order], live[order])
+        sorted_ids, pos = self._lookup
+        if len(sorted_ids) == 0:
+            return np.full(len(ids), -1, np.int64)
+        i = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        return np.where(sorted_ids[i] == ids, pos[i], -1)
 
     def _search_positions(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.config.kind == "flat" and self._use_gpu():

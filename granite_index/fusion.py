@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from granite_index._fusion_kernels import union
+
 FORMAT_VERSION = 1
 DEFAULT_THEORETICAL_MIN: dict[str, float] = {"bm25": 0.0, "sparse": 0.0, "dense": -1.0}
 _SENTINEL = np.iinfo(np.int64).max
@@ -146,36 +148,17 @@ class Candidates:
         for leg, (ids, _) in zip(legs, lists):
             if ids.shape[0] != nq:
                 raise ValueError(f"results[{leg!r}] has {ids.shape[0]} queries, not {nq}")
-        valid = [(i >= 0) & (s != -np.inf) for i, s in lists]
         n = max(i.shape[1] for i, _ in lists)
-        pad = [np.pad(v, ((0, 0), (0, n - v.shape[1]))) for v in valid]
-        pad_s = [np.pad(s, ((0, 0), (0, n - s.shape[1]))) for _, s in lists]
-        stats = LegStats.from_lists(np.stack(pad_s), np.stack(pad))
-        all_ids = np.concatenate([np.where(v, i, _SENTINEL) for (i, _), v in zip(lists, valid)], 1)
-        all_scores = np.concatenate([s for _, s in lists], axis=1)
-        all_ranks = np.concatenate([np.cumsum(v, axis=1) * v for v in valid], axis=1)
-        leg_of = np.concatenate([np.full(i.shape[1], li) for li, (i, _) in enumerate(lists)])
-        order = np.argsort(all_ids, axis=1, kind="stable")  # stable: same id -> leg order
-        sid = np.take_along_axis(all_ids, order, axis=1)
-        sleg = leg_of[order]
-        ok = sid != _SENTINEL
-        new = np.ones_like(ok)
-        new[:, 1:] = sid[:, 1:] != sid[:, :-1]
-        dup = ~new[:, 1:] & ok[:, 1:] & (sleg[:, 1:] == sleg[:, :-1])
-        if dup.any():
-            leg = legs[int(sleg[:, 1:][dup][0])]
-            raise ValueError(f"results[{leg!r}] repeats an id within one query's list")
-        col = np.cumsum(new & ok, axis=1) - 1
-        m = int(col.max()) + 1 if col.size else 0
-        rows = np.broadcast_to(np.arange(nq)[:, None], sid.shape)
-        ids_u = np.full((nq, m), -1, dtype=np.int64)
-        first = ok & new
-        ids_u[rows[first], col[first]] = sid[first]
-        scores_u = np.full((len(legs), nq, m), np.nan, dtype=np.float32)
-        ranks_u = np.zeros((len(legs), nq, m), dtype=np.int32)
-        at = (sleg[ok], rows[ok], col[ok])
-        scores_u[at] = np.take_along_axis(all_scores, order, axis=1)[ok]
-        ranks_u[at] = np.take_along_axis(all_ranks, order, axis=1)[ok]
+        ids = np.full((len(legs), nq, n), -1, np.int64)
+        scores = np.full((len(legs), nq, n), -np.inf, np.float32)
+        for li, (i, s) in enumerate(lists):
+            ids[li, :, : i.shape[1]] = i
+            scores[li, :, : s.shape[1]] = s
+        valid = (ids >= 0) & (scores != -np.inf)
+        stats = LegStats.from_lists(scores, valid)
+        ids_u, scores_u, ranks_u, dup = union(ids, scores, valid)
+        if dup >= 0:
+            raise ValueError(f"results[{legs[dup]!r}] repeats an id within one query's list")
         _apply_lookup(legs, ids_u, scores_u, lookup)
         return cls(ids_u, scores_u, ranks_u, legs, stats)
 

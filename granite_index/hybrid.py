@@ -125,10 +125,23 @@ def candidates(
 ) -> Candidates:
     """Each leg's top ``depth`` and, for the candidates a leg missed, its true score (a lookup:
     sparse legs score the document's postings, the dense leg its stored vector)."""
-    results = {leg: col._leg_search(leg, queries, depth, threads) for leg in legs}
+    index = {leg: col._leg_index(leg) for leg in legs}
+    # sparse legs analyse and weight the queries once, for the search and for the lookup
+    inputs = {
+        leg: queries.leg_input(leg)
+        if leg == "dense"
+        else index[leg].prepare(queries.leg_input(leg))
+        for leg in legs
+    }
+    results = {
+        leg: index[leg].search(inputs[leg], depth)
+        if leg == "dense"
+        else index[leg].search(inputs[leg], depth, threads=threads)
+        for leg in legs
+    }
 
     def lookup(leg: str):
-        return lambda ids: col._leg_score(leg, queries, ids)
+        return lambda ids: index[leg].score(inputs[leg], ids)
 
     return Candidates.from_legs(results, lookup={leg: lookup(leg) for leg in legs})
 

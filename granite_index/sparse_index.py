@@ -37,7 +37,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numba
 import numpy as np
@@ -109,6 +109,17 @@ class Segment:
         }
 
 
+class PreparedQueries(NamedTuple):
+    """Queries analysed and weighted by one index (:meth:`SparseIndex.prepare`): CSR of term ids
+    (uint32) and weights (float32) in the canonical scoring order. Valid until the index changes."""
+
+    ptr: np.ndarray
+    terms: np.ndarray
+    weights: np.ndarray
+    index_id: int
+    version: int
+
+
 class SparseIndex:
     """Exact top-k search over sparse document vectors, with incremental add and delete.
 
@@ -160,6 +171,7 @@ class SparseIndex:
         self.total_len = 0.0
         self._norm: np.ndarray | None = None
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None
+        self._version = 0  # bumped on every change; stamps PreparedQueries
 
     @classmethod
     def bm25(cls, language: str = "en", *, k1: float = 1.2, b: float = 0.75, **analyzer: Any):
@@ -395,6 +407,7 @@ class SparseIndex:
 
     def _changed(self) -> None:
         """Statistics changed: the BM25 norm and every segment's BM25 cache are stale."""
+        self._version = self._version + 1
         self._norm = None
         self._lookup = None
         for seg in self.segments:
@@ -473,8 +486,26 @@ class SparseIndex:
             "an (indptr, indices, values) tuple"
         )
 
-    def _prepared(self, queries: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Queries as CSR of (term id uint32, weight float32) in the canonical order."""
+    def prepare(self, queries: Any) -> PreparedQueries:
+        """Analyse and weight queries once, for several :meth:`search` / :meth:`score` calls.
+
+        Parameters
+        ----------
+        queries : as for :meth:`search`
+
+        Returns
+        -------
+        PreparedQueries
+            Accepted by :meth:`search` and :meth:`score` of this index until it changes
+            (an add, delete or compaction changes BM25's statistics).
+        """
+        if isinstance(queries, PreparedQueries):
+            if queries.index_id != id(self) or queries.version != self._version:
+                raise ValueError(
+                    "these PreparedQueries were made by another index, or before this index "
+                    "changed; prepare them again"
+                )
+            return queries
         q_ptr, q_terms, q_vals = self._query_batch(queries)
         n_q = len(q_ptr) - 1
         q_w = self._weights(q_terms, q_vals)
@@ -487,7 +518,13 @@ class SparseIndex:
         # then term id), so scores are bit-identical whatever the path and the segment layout
         rows = np.repeat(np.arange(n_q), np.diff(q_ptr))
         order = np.lexsort((q_terms, -q_w, rows))
-        return q_ptr, q_terms[order].astype(np.uint32), q_w[order]
+        return PreparedQueries(
+            q_ptr,
+            q_terms[order].astype(np.uint32),
+            q_w[order],
+            id(self),
+            self._version,
+        )
 
     def score(self, queries: Any, ids: Any) -> np.ndarray:
         """The scores of given documents for each query, as :meth:`search` would give them.
@@ -504,7 +541,7 @@ class SparseIndex:
             Bit-identical to the score :meth:`search` gives the document (0 where it shares no
             term with the query); NaN for padding and for keys not in the index.
         """
-        q_ptr, q_terms, q_w = self._prepared(queries)
+        q_ptr, q_terms, q_w = self.prepare(queries)[:3]
         ids = np.asarray(ids)
         if ids.ndim != 2 or ids.shape[0] != len(q_ptr) - 1:
             raise ValueError(f"ids must be (n_queries, m) = ({len(q_ptr) - 1}, m); got {ids.shape}")
@@ -552,7 +589,8 @@ class SparseIndex:
 
         Parameters
         ----------
-        queries : str, list of str, scipy.sparse matrix, or (indptr, indices, values)
+        queries : str, list of str, scipy.sparse matrix, (indptr, indices, values), or
+            PreparedQueries
             Texts need an analyzer. As term ids, values are counts (bm25) or weights (impact).
         k : int
             Hits per query; rows are padded with id -1 / score -inf when fewer documents match
@@ -563,7 +601,7 @@ class SparseIndex:
             Use the plain-numpy twin of the kernels (slow; for tests).
         """
         k = check_k(k)
-        q_ptr, q_terms, q_w = self._prepared(queries)
+        q_ptr, q_terms, q_w = self.prepare(queries)[:3]
         n_q = len(q_ptr) - 1
         if threads is None:
             threads = numba.config.NUMBA_NUM_THREADS

@@ -133,6 +133,27 @@ def test_score_equals_the_search_score_bit_for_bit(weighting):
     assert s[0, 0] > 0 and s[0, 1] == 0
 
 
+def test_prepared_queries_give_the_same_results_and_go_stale_on_change():
+    rng = np.random.default_rng(6)
+    idx = SparseIndex("bm25")
+    idx.add(np.arange(300), *_random_csr(rng, 300, 50))
+    q = _random_csr(rng, 5, 55, max_len=4)
+    prepared = idx.prepare(q)
+    a, b = idx.search(q, k=20), idx.search(prepared, k=20)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(idx.score(q, a.ids), idx.score(prepared, a.ids))
+    other = SparseIndex("bm25")
+    other.add(np.arange(300), *_random_csr(rng, 300, 50))
+    with pytest.raises(ValueError, match="another index"):
+        other.search(prepared, k=5)
+    idx.delete([0])  # idf and avgdl change: the prepared weights are stale
+    with pytest.raises(ValueError, match="prepare them again"):
+        idx.search(prepared, k=5)
+    with pytest.raises(ValueError, match="prepare them again"):
+        idx.score(prepared, a.ids)
+
+
 def test_impact_scores_are_dot_products():
     rng = np.random.default_rng(2)
     indptr, indices, values = _random_csr(rng, 80, 30, impacts=True)

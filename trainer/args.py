@@ -1,0 +1,84 @@
+"""Training arguments shared by the recipes: one frozen dataclass with help text per field.
+
+Works with ``transformers.HfArgumentParser`` for command lines, and round-trips through
+:meth:`TrainingArgs.to_dict` / :meth:`TrainingArgs.from_dict` to be saved with a run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["TrainingArgs"]
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class TrainingArgs:
+    """Arguments of a contrastive / distillation training run.
+
+    Raises
+    ------
+    ValueError
+        A field out of range (named in the message).
+    """
+
+    model: str = field(metadata=_help("Model to start from: local folder or Hugging Face id."))
+    output_dir: str = field(metadata=_help("Folder for checkpoints and the final model."))
+    learning_rate: float = field(default=2e-5, metadata=_help("Peak learning rate (AdamW)."))
+    batch_size: int = field(default=32, metadata=_help("Queries per batch (per device)."))
+    epochs: float = field(default=1.0, metadata=_help("Passes over the data; see max_steps."))
+    max_steps: int = field(default=-1, metadata=_help("Stop after this many steps; -1: epochs."))
+    warmup_steps: int = field(default=0, metadata=_help("Linear learning-rate warm-up steps."))
+    temperature: float = field(default=0.02, metadata=_help("Contrastive temperature τ."))
+    qq: bool = field(default=True, metadata=_help("Query-query negatives in the loss."))
+    pp: bool = field(default=True, metadata=_help("Passage-passage negatives in the loss."))
+    pq: bool = field(default=False, metadata=_help("Passage-query negatives (GTE's 3rd term)."))
+    n_negatives: int = field(default=0, metadata=_help("Hard negatives per query (0: none)."))
+    alpha: float = field(default=0.5, metadata=_help("Dataset sampling p ∝ size^alpha."))
+    query_max_length: int = field(default=64, metadata=_help("Query truncation (tokens)."))
+    passage_max_length: int = field(default=256, metadata=_help("Passage truncation (tokens)."))
+    seed: int = field(default=42, metadata=_help("Seed for data order and initialisation."))
+    bf16: bool = field(default=False, metadata=_help("bf16 autocast where supported."))
+    save_steps: int = field(default=0, metadata=_help("Checkpoint every N steps; 0: at end."))
+    format_version: int = field(default=1, metadata=_help("Version of this argument format."))
+
+    def __post_init__(self) -> None:
+        for name in ("model", "output_dir"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string")
+        positive = ("learning_rate", "batch_size", "temperature", "query_max_length")
+        for name in (*positive, "epochs", "passage_max_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a number; got {type(value).__name__}")
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be > 0; got {value!r}")
+        for name in ("warmup_steps", "n_negatives", "save_steps", "alpha"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)!r}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"max_steps must be -1 (use epochs) or > 0; got {self.max_steps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainingArgs:
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainingArgs fields: {unknown}")
+        if d.get("format_version", 1) != 1:
+            raise ValueError(f"format_version {d['format_version']} is not supported (expected 1)")
+        return cls(**d)
+
+    def loss_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`trainer.losses.ContrastiveLoss`."""
+        return {"temperature": self.temperature, "qq": self.qq, "pp": self.pp, "pq": self.pq}
