@@ -106,9 +106,7 @@ def _str_list(rec: dict[str, Any], key: str, where: str, *, required: bool) -> t
     return tuple(value)
 
 
-def _scores(
-    rec: dict[str, Any], key: str, n: int, where: str
-) -> tuple[float, ...] | None:
+def _scores(rec: dict[str, Any], key: str, n: int, where: str) -> tuple[float, ...] | None:
     value = rec.get(key)
     if value is None:
         return None

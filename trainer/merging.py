@@ -38,7 +38,9 @@ def _check_state_dicts(dicts: Sequence[StateDict], name: str) -> None:
     first = dicts[0]
     for i, sd in enumerate(dicts):
         if not isinstance(sd, Mapping):
-            raise TypeError(f"{name}[{i}] must be a mapping of str to Tensor; got {type(sd).__name__}")
+            raise TypeError(
+                f"{name}[{i}] must be a mapping of str to Tensor; got {type(sd).__name__}"
+            )
         for key, value in sd.items():
             if not isinstance(value, Tensor):
                 raise TypeError(f"{name}[{i}][{key!r}] is a {type(value).__name__}, not a Tensor")
@@ -115,9 +117,7 @@ def linear_merge(
     return out
 
 
-def _task_vectors(
-    base: StateDict, finetuned: Sequence[StateDict], key: str
-) -> list[Tensor]:
+def _task_vectors(base: StateDict, finetuned: Sequence[StateDict], key: str) -> list[Tensor]:
     ref = base[key].detach().to("cpu", _work_dtype(base[key]))
     return [sd[key].detach().to("cpu", ref.dtype) - ref for sd in finetuned]
 
