@@ -17,9 +17,11 @@ import numpy as np
 __all__ = [
     "MultiDatasetSampler",
     "TrainExample",
+    "perturb_text",
     "read_beir_pairs",
     "read_jsonl_examples",
     "read_title_body_pairs",
+    "write_jsonl_examples",
 ]
 
 T = TypeVar("T")
@@ -169,6 +171,71 @@ def read_jsonl_examples(path: str | os.PathLike[str]) -> list[TrainExample]:
     if not file.is_file():
         raise FileNotFoundError(f"{file} is not a file")
     return [_example(rec, where) for where, rec in _json_lines(file)]
+
+
+def write_jsonl_examples(examples: Sequence[TrainExample], path: str | os.PathLike[str]) -> Path:
+    """Write examples in the format :func:`read_jsonl_examples` reads (atomically: temp + rename).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(file.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for i, ex in enumerate(examples):
+            if not isinstance(ex, TrainExample):
+                raise TypeError(f"examples[{i}] is a {type(ex).__name__}, not a TrainExample")
+            rec: dict[str, Any] = {"query": ex.query, "pos": list(ex.positives)}
+            rec["neg"] = list(ex.negatives)
+            if ex.positive_scores is not None:
+                rec["pos_scores"] = list(ex.positive_scores)
+            if ex.negative_scores is not None:
+                rec["neg_scores"] = list(ex.negative_scores)
+            if ex.prompt:
+                rec["prompt"] = ex.prompt
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    os.replace(tmp, file)
+    return file
+
+
+def perturb_text(text: str, rng: np.random.Generator, *, span: float = 0.3) -> str:
+    """A near-copy of ``text`` that no longer says the same: a pseudo-negative.
+
+    Either deletes one random span of about ``span`` of the words, or swaps two such spans
+    (chosen at random). Texts of fewer than 4 words have their word order reversed.
+
+    Parameters
+    ----------
+    text : str
+    rng : numpy.random.Generator
+        Source of every random choice (the caller seeds and checkpoints it).
+    span : float
+        Span length as a share of the words, in (0, 0.5].
+
+    Returns
+    -------
+    str
+        Never equal to ``text`` unless the text is a single repeated word.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str; got {type(text).__name__}")
+    if not 0 < span <= 0.5:
+        raise ValueError(f"span must be in (0, 0.5]; got {span!r}")
+    words = text.split()
+    n = len(words)
+    if n < 4:
+        return " ".join(reversed(words))
+    width = max(1, round(span * n))
+    if rng.random() < 0.5:  # span deletion
+        start = int(rng.integers(0, n - width + 1))
+        return " ".join(words[:start] + words[start + width :])
+    width = min(width, n // 2)  # span swap: two disjoint spans trade places
+    a = int(rng.integers(0, n - 2 * width + 1))
+    b = int(rng.integers(a + width, n - width + 1))
+    out = words[:a] + words[b : b + width] + words[a + width : b] + words[a : a + width]
+    return " ".join(out + words[b + width :])
 
 
 def read_title_body_pairs(

@@ -254,7 +254,7 @@ def lm_cocktail_weights(
 
 
 _WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack", "*.ckpt")
-_SKIP_DIRS = ("onnx", "openvino", ".git", ".cache")
+_SKIP_DIRS = ("onnx", "openvino", ".git", ".cache", "checkpoints", "data", "student-init")
 
 
 def _load_model(path: Path) -> tuple[torch.nn.Module, Path]:

@@ -196,3 +196,39 @@ def test_sampler_bad_input(datasets, kwargs, match):
     kwargs = {"batch_size": 1, **kwargs}
     with pytest.raises(ValueError, match=match):
         MultiDatasetSampler(datasets, **kwargs)
+
+
+def test_write_jsonl_round_trip(tmp_path):
+    from trainer.data import write_jsonl_examples
+
+    examples = [
+        TrainExample("q1", ("p1",), ("n1", "n2"), (1.0,), (0.5, 0.25), prompt="find: "),
+        TrainExample("q2 é", ("p2", "p3")),
+    ]
+    file = write_jsonl_examples(examples, tmp_path / "sub" / "x.jsonl")
+    assert read_jsonl_examples(file) == examples
+    assert not (tmp_path / "sub" / "x.jsonl.tmp").exists()
+    with pytest.raises(TypeError, match="TrainExample"):
+        write_jsonl_examples([{"query": "q"}], tmp_path / "y.jsonl")  # type: ignore[list-item]
+
+
+def test_perturb_text_deletes_or_swaps_spans():
+    import numpy as np
+
+    from trainer.data import perturb_text
+
+    rng = np.random.default_rng(0)
+    text = " ".join(f"w{i}" for i in range(20))
+    seen = set()
+    for _ in range(20):
+        out = perturb_text(text, rng)
+        assert out != text
+        words = out.split()
+        seen.add(len(words))
+        assert set(words) <= set(text.split())
+        if len(words) == 20:  # a swap keeps every word once
+            assert sorted(words) == sorted(text.split())
+    assert seen == {14, 20}  # deletions of 30% and swaps both happen
+    assert perturb_text("a b", rng) == "b a"
+    with pytest.raises(ValueError, match="span"):
+        perturb_text(text, rng, span=0.9)

@@ -1,0 +1,68 @@
+"""The ``merge`` recipes: merge model folders, write a card, evaluate when asked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_merge"]
+
+
+def _resolve(model: str) -> str:
+    from granite_index.encoders.resolve import resolve_model
+
+    return str(resolve_model(model).path)
+
+
+def run_merge(params: dict[str, Any], out: Path) -> Path:
+    """Merge ``params["models"]`` into ``out`` with :func:`trainer.merging.merge_models`.
+
+    ``params``: ``models`` (folders, ``default`` for the bundled model), ``method``,
+    ``weights``, ``base``, ``scaling``, ``density``, ``eval_beir``, ``eval_split``.
+    """
+    from trainer.evaluation import evaluate
+    from trainer.merging import merge_models
+    from trainer.recipes.base import check_local_model
+
+    models = params["models"]
+    if isinstance(models, str) or not models:
+        raise ValueError(f"models must be a non-empty list of model folders; got {models!r}")
+    for m in models:
+        check_local_model(str(m), "models")
+    paths = [_resolve(str(m)) for m in models]
+    base = _resolve(str(params["base"])) if params.get("base") else None
+    merge_models(
+        paths,
+        out,
+        params.get("method", "linear"),
+        base=base,
+        weights=params.get("weights"),
+        scaling=params.get("scaling", 1.0),
+        density=params.get("density", 0.2),
+    )
+    for stale in ("train_log.jsonl", "train_summary.json", "training_args.json"):
+        (out / stale).unlink(missing_ok=True)  # copied from the first model, not this one's
+    metrics = {}
+    if params.get("eval_beir"):
+        metrics = evaluate(out, params["eval_beir"], params.get("eval_split", "test"))
+    lines = [
+        f"# {out.name}",
+        "",
+        f"A `{params.get('method', 'linear')}` merge (`trainer.merging.merge_models`) of:",
+        "",
+        *[f"- `{m}`" for m in models],
+        "",
+        "```json",
+        json.dumps(params, indent=2, sort_keys=True),
+        "```",
+        "",
+    ]
+    if metrics:
+        lines += [f"## Evaluation ({params['eval_beir']})", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4f} |" for k, v in metrics.items()] + [""]
+    (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / "merge_summary.json").write_text(
+        json.dumps({"params": params, "metrics": metrics}, indent=2), encoding="utf-8"
+    )
+    return out
