@@ -90,3 +90,101 @@ def union_numpy(
     scores_u[at] = np.take_along_axis(all_scores, order, axis=1)[ok]
     ranks_u[at] = np.take_along_axis(all_ranks, order, axis=1)[ok]
     return ids_u, scores_u, ranks_u, -1
+
+
+# fusion strategies as the kernel knows them (see granite_index.fusion)
+MINMAX, ZSCORE, THEORETICAL, RRF, DBSF = 0, 1, 2, 3, 4
+
+
+@njit(cache=True)
+def _contribution(kind, x, cnt, lo, hi, mean, std, tmin, rank, rrf_k):
+    """One leg's contribution for one candidate: ``x`` its score (NaN: missing), the rest the
+    statistics of the leg's own list (NaN when it is empty). Mirrors the strategies' numpy
+    ``_contributions`` in :mod:`granite_index.fusion`."""
+    if kind == RRF:
+        return 1.0 / (rrf_k + max(float(rank), 1.0)) if rank > 0 else 0.0
+    if kind == MINMAX:
+        v = (x - lo) / (hi - lo) if hi > lo else (1.0 if x >= hi else 0.0)
+        return v if v > 0.0 else 0.0  # NaN -> 0, the floor
+    if kind == ZSCORE:
+        if std > 0:
+            v, floor = (x - mean) / std, (lo - mean) / std
+        else:
+            v, floor = 0.0, 0.0
+        return v if v > floor else floor  # NaN -> floor
+    if kind == THEORETICAL:
+        v = (x - tmin) / (hi - tmin) if hi > tmin else 0.0
+        return v if v > 0.0 else 0.0
+    # DBSF: Qdrant's mean +- 3 sample standard deviations, clipped to [0, 1]
+    sd = std * np.sqrt(cnt / (cnt - 1.0)) if cnt > 1 else 0.0
+    if sd > 0:
+        v = (x - (mean - 3.0 * sd)) / (6.0 * sd)
+    else:
+        v = 1.0 if x > mean else (0.5 if x == mean else 0.0)
+    v = v if v > 0.0 else 0.0
+    return v if v < 1.0 else 1.0
+
+
+@njit(cache=True)
+def fuse_topk(ids_u, scores_u, ranks_u, kind, weights, tmin, rrf_k, k):
+    """Fused top-``k`` over :func:`union` output, per query: statistics of each leg's own list,
+    normalised contributions, their weighted sum (float64, legs in order, zero weights skipped),
+    then the best ``k`` by float32 fused score, ties to the smaller id (ids are ascending in a
+    row, so to the earlier candidate). Returns ``(ids, scores)`` (n_queries, k), padded with -1 /
+    -inf. The numpy path (``Fusion.fuse`` on :class:`~granite_index.fusion.Candidates`) is its
+    twin; list statistics are summed in another order there, so the two agree to rounding."""
+    n_legs, n_q, m = scores_u.shape
+    out_ids = np.full((n_q, k), -1, np.int64)
+    out_s = np.full((n_q, k), -np.inf, np.float32)
+    fused = np.empty(m, np.float64)
+    key = np.empty(m, np.int64)
+    f32 = np.empty(m, np.float32)
+    bits = f32.view(np.int32)
+    for q in range(n_q):
+        fused[:] = 0.0
+        for leg in range(n_legs):
+            w = weights[leg]
+            if w == 0:
+                continue
+            cnt, total = 0, 0.0
+            lo, hi = np.inf, -np.inf
+            for j in range(m):
+                if ranks_u[leg, q, j] > 0:
+                    x = np.float64(scores_u[leg, q, j])
+                    cnt += 1
+                    total += x
+                    lo, hi = min(lo, x), max(hi, x)
+            mean, std = np.nan, np.nan
+            if cnt > 0:
+                mean = total / cnt
+                var = 0.0
+                for j in range(m):
+                    if ranks_u[leg, q, j] > 0:
+                        var += (np.float64(scores_u[leg, q, j]) - mean) ** 2
+                std = np.sqrt(var / cnt)
+            else:
+                lo, hi = np.nan, np.nan
+            for j in range(m):
+                if ids_u[q, j] >= 0:
+                    x = np.float64(scores_u[leg, q, j])
+                    c = _contribution(
+                        kind, x, cnt, lo, hi, mean, std, tmin[leg], ranks_u[leg, q, j], rrf_k
+                    )
+                    fused[j] += w * c
+        for j in range(m):
+            f32[j] = np.float32(fused[j]) + np.float32(0.0)  # -0 -> +0
+        n = 0
+        for j in range(m):
+            if ids_u[q, j] >= 0:
+                b = np.int64(bits[j])
+                if b < 0:
+                    b ^= 0x7FFFFFFF
+                key[n] = ~((b << 32) + (0xFFFFFFFF - j))  # ascending key = best first
+                n += 1
+        order = np.argsort(key[:n], kind="mergesort")
+        for r in range(min(k, n)):
+            inv = key[order[r]]
+            j = 0xFFFFFFFF - (~inv & 0xFFFFFFFF)
+            out_ids[q, r] = ids_u[q, j]
+            out_s[q, r] = f32[j]
+    return out_ids, out_s

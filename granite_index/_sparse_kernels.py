@@ -360,29 +360,45 @@ def score_docs(
 ):
     """Scores of given documents: ``out[q, c]`` for ``positions[q, c]`` inside this segment.
 
-    Each term is found by binary search, then the document in its postings; the terms are added
-    in the query's order from 0, as the search kernels do, so a score equals the one search
-    gives bit for bit. BM25 values are computed as :func:`fill_bm25_cache` computes them.
+    Each query term is found once by binary search, then each document in the term's postings;
+    the terms are added in the query's order from 0, as the search kernels do, so a score equals
+    the one search gives bit for bit. BM25 values are computed as :func:`fill_bm25_cache` does.
     """
     n_terms = len(term_ids)
-    for q in range(len(q_ptr) - 1):
+    n_q = len(q_ptr) - 1
+    max_q = 0
+    for q in range(n_q):
+        max_q = max(max_q, q_ptr[q + 1] - q_ptr[q])
+    lo = np.empty(max_q, np.int64)
+    hi = np.empty(max_q, np.int64)
+    ws = np.empty(max_q, np.float32)
+    for q in range(n_q):
+        m = 0
+        for j in range(q_ptr[q], q_ptr[q + 1]):
+            t = q_terms[j]
+            i = np.searchsorted(term_ids, t)
+            if i < n_terms and term_ids[i] == t:
+                lo[m], hi[m], ws[m] = term_ptr[i], term_ptr[i + 1], q_w[j]
+                m += 1
         for c in range(positions.shape[1]):
             pos = positions[q, c]
             if pos < base or pos >= base + n_docs:
                 continue
             d = np.uint32(pos - base)
             acc = np.float32(0)
-            for j in range(q_ptr[q], q_ptr[q + 1]):
-                t = q_terms[j]
-                i = np.searchsorted(term_ids, t)
-                if i < n_terms and term_ids[i] == t:
-                    lo = term_ptr[i]
-                    p = lo + np.searchsorted(post_doc[lo : term_ptr[i + 1]], d)
-                    if p < term_ptr[i + 1] and post_doc[p] == d:
-                        v = post_w[p]
-                        if bm25:
-                            v = v / (v + norm[pos])
-                        acc += q_w[j] * v
+            for j in range(m):
+                a, b = lo[j], hi[j]  # binary search for d in post_doc[a:b]
+                while a < b:
+                    mid = (a + b) >> 1
+                    if post_doc[mid] < d:
+                        a = mid + 1
+                    else:
+                        b = mid
+                if a < hi[j] and post_doc[a] == d:
+                    v = post_w[a]
+                    if bm25:
+                        v = v / (v + norm[pos])
+                    acc += ws[j] * v
             out[q, c] = acc
 
 

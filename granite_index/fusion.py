@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from granite_index._fusion_kernels import union
+from granite_index import _fusion_kernels as FK
 
 FORMAT_VERSION = 1
 DEFAULT_THEORETICAL_MIN: dict[str, float] = {"bm25": 0.0, "sparse": 0.0, "dense": -1.0}
@@ -140,27 +140,66 @@ class Candidates:
             No legs, shapes that disagree, a leg's own scores holding NaN or ``+inf``, an id
             repeated within one leg's list, or ``lookup`` naming an unknown leg.
         """
-        if not isinstance(results, Mapping) or not results:
-            raise ValueError("results must be a non-empty mapping of leg name to (ids, scores)")
-        legs = tuple(results)
-        lists = [_leg_arrays(leg, results[leg]) for leg in legs]
-        nq = lists[0][0].shape[0]
-        for leg, (ids, _) in zip(legs, lists):
-            if ids.shape[0] != nq:
-                raise ValueError(f"results[{leg!r}] has {ids.shape[0]} queries, not {nq}")
-        n = max(i.shape[1] for i, _ in lists)
-        ids = np.full((len(legs), nq, n), -1, np.int64)
-        scores = np.full((len(legs), nq, n), -np.inf, np.float32)
-        for li, (i, s) in enumerate(lists):
-            ids[li, :, : i.shape[1]] = i
-            scores[li, :, : s.shape[1]] = s
-        valid = (ids >= 0) & (scores != -np.inf)
+        legs, ids, scores, valid = _stack(results, check=True)
         stats = LegStats.from_lists(scores, valid)
-        ids_u, scores_u, ranks_u, dup = union(ids, scores, valid)
-        if dup >= 0:
-            raise ValueError(f"results[{legs[dup]!r}] repeats an id within one query's list")
-        _apply_lookup(legs, ids_u, scores_u, lookup)
+        ids_u, scores_u, ranks_u = _union(legs, ids, scores, valid, lookup)
         return cls(ids_u, scores_u, ranks_u, legs, stats)
+
+
+def _stack(
+    results: Mapping[str, Any], check: bool
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """The legs' lists padded to one length: (legs, ids, scores, valid), arrays (n_legs, nq, n).
+    ``check=False`` trusts the lists (the engine's own indexes made them)."""
+    if not isinstance(results, Mapping) or not results:
+        raise ValueError("results must be a non-empty mapping of leg name to (ids, scores)")
+    legs = tuple(results)
+    if check:
+        lists = [_leg_arrays(leg, results[leg]) for leg in legs]
+    else:
+        lists = [(v.ids, v.scores) if hasattr(v, "ids") else v for v in results.values()]
+    nq = lists[0][0].shape[0]
+    for leg, (i, _) in zip(legs, lists):
+        if i.shape[0] != nq:
+            raise ValueError(f"results[{leg!r}] has {i.shape[0]} queries, not {nq}")
+    n = max(i.shape[1] for i, _ in lists)
+    ids = np.full((len(legs), nq, n), -1, np.int64)
+    scores = np.full((len(legs), nq, n), -np.inf, np.float32)
+    for li, (i, s) in enumerate(lists):
+        ids[li, :, : i.shape[1]] = i
+        scores[li, :, : s.shape[1]] = s
+    return legs, ids, scores, (ids >= 0) & (scores != -np.inf)
+
+
+def _union(
+    legs: tuple[str, ...], ids: np.ndarray, scores: np.ndarray, valid: np.ndarray, lookup: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`union` of the stacked lists, with the missing scores looked up."""
+    ids_u, scores_u, ranks_u, dup = FK.union(ids, scores, valid)
+    if dup >= 0:
+        raise ValueError(f"results[{legs[dup]!r}] repeats an id within one query's list")
+    _apply_lookup(legs, ids_u, scores_u, lookup)
+    return ids_u, scores_u, ranks_u
+
+
+def fuse_results(
+    fusion: Fusion,
+    results: Mapping[str, Any],
+    k: int,
+    lookup: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``fusion.fuse(Candidates.from_legs(results, lookup), k)`` in one compiled pass, for the
+    engine's own legs (their lists are trusted, not re-validated): what hybrid search runs.
+
+    Equal to the numpy path up to the rounding of the lists' statistics (summed in another order).
+    """
+    if not isinstance(fusion, _Fusion):
+        raise TypeError(f"fusion must be a ConvexFusion, RRF or DBSF; got {type(fusion).__name__}")
+    k = _number(k, "k", int, 1)
+    legs, ids, scores, valid = _stack(results, check=False)
+    ids_u, scores_u, ranks_u = _union(legs, ids, scores, valid, lookup)
+    kind, w, tmin, rrf_k = fusion._kernel_args(legs)
+    return FK.fuse_topk(ids_u, scores_u, ranks_u, kind, w, tmin, rrf_k, k)
 
 
 def _leg_arrays(leg: str, value: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -274,6 +313,22 @@ class _Fusion:
 
     def _contributions(self, c: Candidates) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _kernel_args(self, legs: tuple[str, ...]) -> tuple[int, np.ndarray, np.ndarray, float]:
+        """(kind, weights, theoretical minima, rrf k) for :func:`fuse_topk`."""
+        w = self._weight_vector(legs).astype(np.float64)
+        if isinstance(self, ConvexFusion):
+            kind = {"minmax": FK.MINMAX, "zscore": FK.ZSCORE, "theoretical": FK.THEORETICAL}
+            tmin = np.zeros(len(legs))
+            if self.normalization == "theoretical":
+                missing = [leg for leg in legs if leg not in self.theoretical_min]
+                if missing:
+                    raise ValueError(f"theoretical_min has no value for leg {missing[0]!r}")
+                tmin = np.array([self.theoretical_min[leg] for leg in legs], np.float64)
+            return kind[self.normalization], w, tmin, 0.0
+        if isinstance(self, RRF):
+            return FK.RRF, w, np.zeros(len(legs)), float(self.k)
+        return FK.DBSF, w, np.zeros(len(legs)), 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready config: ``kind``, ``format_version`` and the fields."""

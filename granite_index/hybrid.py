@@ -15,7 +15,7 @@ import numpy as np
 
 from granite_index._docs import is_text_list
 from granite_index._validate import as_list
-from granite_index.fusion import Candidates, ConvexFusion, Fusion, fusion_from_dict
+from granite_index.fusion import Candidates, ConvexFusion, Fusion, fuse_results, fusion_from_dict
 from granite_index.fusion_fit import FitResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,11 +120,11 @@ def resolve_fusion(col: Collection, fusion: Any, legs: Sequence[str]) -> Fusion:
     return fusion
 
 
-def candidates(
+def _legs_and_lookups(
     col: Collection, queries: EncodedQueries, legs: Sequence[str], depth: int, threads: int | None
-) -> Candidates:
-    """Each leg's top ``depth`` and, for the candidates a leg missed, its true score (a lookup:
-    sparse legs score the document's postings, the dense leg its stored vector)."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each leg's top ``depth``, and per leg the lookup of its true score for other ids (sparse
+    legs score the document's postings, the dense leg its stored vector)."""
     index = {leg: col._leg_index(leg) for leg in legs}
     # sparse legs analyse and weight the queries once, for the search and for the lookup
     inputs = {
@@ -143,7 +143,15 @@ def candidates(
     def lookup(leg: str):
         return lambda ids: index[leg].score(inputs[leg], ids)
 
-    return Candidates.from_legs(results, lookup={leg: lookup(leg) for leg in legs})
+    return results, {leg: lookup(leg) for leg in legs}
+
+
+def candidates(
+    col: Collection, queries: EncodedQueries, legs: Sequence[str], depth: int, threads: int | None
+) -> Candidates:
+    """Each leg's top ``depth`` and, for the candidates a leg missed, its true score."""
+    results, lookup = _legs_and_lookups(col, queries, legs, depth, threads)
+    return Candidates.from_legs(results, lookup=lookup)
 
 
 def search(
@@ -159,7 +167,8 @@ def search(
     depth = max(k, DEFAULT_DEPTH) if depth is None else int(depth)
     if depth < k:
         raise ValueError(f"depth ({depth}) must be >= k ({k})")
-    return fusion.fuse(candidates(col, queries, legs, depth, threads), k)
+    results, lookup = _legs_and_lookups(col, queries, legs, depth, threads)
+    return fuse_results(fusion, results, k, lookup)
 
 
 @dataclass(frozen=True)

@@ -521,3 +521,55 @@ def test_union_kernel_equals_its_numpy_twin(legs, repeat_an_id):
     if want[3] < 0:
         for g, w in zip(got[:3], want[:3]):
             np.testing.assert_array_equal(g, w)
+
+
+_STRATEGIES = [
+    ConvexFusion({"bm25": 0.3, "sparse": 1.0, "dense": 0.7}, "minmax"),
+    ConvexFusion({"bm25": 1.0, "dense": 2.0}, "zscore"),
+    ConvexFusion({"bm25": 0.5, "sparse": 0.5, "dense": 1.0}, "theoretical"),
+    RRF(),
+    RRF(k=3, weights={"bm25": 2.0, "sparse": 0.0, "dense": 1.0}),
+    DBSF(),
+    DBSF({"bm25": 0.2, "dense": 1.0}),
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(leg_lists(legs=("bm25", "sparse", "dense")), st.integers(1, 12), st.booleans())
+def test_compiled_fusion_equals_the_numpy_path(legs, k, with_lookup):
+    """fuse_results (one compiled pass, what hybrid search runs) gives the ids and scores of
+    Fusion.fuse on Candidates.from_legs; integer scores make the lists' statistics exact in
+    any summation order, so even ties must break alike."""
+    from granite_index.fusion import fuse_results
+
+    def lookup(leg):
+        def f(ids):  # a deterministic score per (leg, id); unknown (NaN) for some ids
+            out = ((ids * (3 + len(leg))) % 23).astype(np.float32)
+            out[ids % 5 == 0] = np.nan
+            out[ids < 0] = np.nan
+            return out
+
+        return f
+
+    lookups = {leg: lookup(leg) for leg in ("bm25", "dense")} if with_lookup else None
+    c = Candidates.from_legs(legs, lookup=lookups)
+    for fusion in _STRATEGIES:
+        want_ids, want_scores = fusion.fuse(c, k)
+        got_ids, got_scores = fuse_results(fusion, legs, k, lookups)
+        np.testing.assert_array_equal(got_ids, want_ids)
+        np.testing.assert_array_equal(got_scores, want_scores)
+
+
+def test_compiled_fusion_errors():
+    from granite_index.fusion import fuse_results
+
+    with pytest.raises(TypeError, match="fusion must be"):
+        fuse_results("rrf", _legs(), 10)
+    with pytest.raises(ValueError, match="k must be"):
+        fuse_results(RRF(), _legs(), 0)
+    with pytest.raises(ValueError, match="not in candidates"):
+        fuse_results(RRF(weights={"sparse": 1.0}), _legs(), 3)
+    with pytest.raises(ValueError, match="theoretical_min has no value"):
+        fuse_results(
+            ConvexFusion({"x": 1.0}, "theoretical", {"bm25": 0.0}), {"x": _legs()["bm25"]}, 3
+        )
