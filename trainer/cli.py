@@ -114,7 +114,14 @@ def _floats(text: str | None) -> list[float] | None:
 @click.option(
     "--method", type=click.Choice(["linear", "task_arithmetic", "ties"]), default="linear"
 )
-@click.option("--weights", help="Comma-separated weights, one per model (linear).")
+@click.option(
+    "--weights",
+    help="Comma-separated weights, one per model (linear), or 'cocktail': LM-Cocktail weights "
+    "from each model's loss on a few train pairs of --cocktail-beir.",
+)
+@click.option("--cocktail-beir", help="BEIR folder with train qrels (for --weights cocktail).")
+@click.option("--cocktail-n", type=int, default=32, show_default=True, help="Examples used.")
+@click.option("--cocktail-temperature", type=float, default=1.0, show_default=True)
 @click.option("--base", help="Base model of task_arithmetic / ties.")
 @click.option("--scaling", type=float, default=1.0, show_default=True)
 @click.option("--density", type=float, default=0.2, show_default=True, help="TIES density.")
@@ -128,6 +135,9 @@ def merge(
     scaling: float,
     density: float,
     eval_beir: str | None,
+    cocktail_beir: str | None,
+    cocktail_n: int,
+    cocktail_temperature: float,
 ) -> None:
     """Merge model folders of one architecture (MODELS: folders, or 'default')."""
     from trainer.recipes.merge_run import run_merge
@@ -135,11 +145,14 @@ def merge(
     params = {
         "models": list(models),
         "method": method,
-        "weights": _floats(weights),
+        "weights": weights if weights == "cocktail" else _floats(weights),
         "base": base,
         "scaling": scaling,
         "density": density,
         "eval_beir": eval_beir,
+        "cocktail_beir": cocktail_beir,
+        "cocktail_n": cocktail_n,
+        "cocktail_temperature": cocktail_temperature,
     }
     try:
         run_merge(params, out)

@@ -13,7 +13,7 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from torch import Tensor
 
 __all__ = [
     "linear_merge",
+    "few_shot_losses",
     "lm_cocktail_weights",
     "merge_models",
     "task_arithmetic",
@@ -251,6 +252,71 @@ def lm_cocktail_weights(
     logits = np.asarray(values, dtype=np.float64) * sign / tau
     w = np.exp(logits - logits.max())
     return (w / w.sum()).tolist()
+
+
+def few_shot_losses(
+    models: Sequence[str | os.PathLike[str]],
+    examples: Sequence[Any],
+    *,
+    temperature: float = 0.05,
+    max_length: int = 256,
+    batch_size: int = 16,
+) -> list[float]:
+    """Each dense model's contrastive loss on a few labelled examples: LM-Cocktail's "loss on
+    the target task's examples", for an embedding model.
+
+    The loss is the InfoNCE of :func:`trainer.losses.improved_contrastive_loss` (in-batch
+    positives and each example's hard negatives, no query-query / passage-passage terms),
+    averaged over batches of ``batch_size`` examples, without gradients.
+
+    Parameters
+    ----------
+    models : sequence of str or path
+        Model folders (or ``"default"``) that :class:`trainer.modeling.BiEncoder` loads.
+    examples : sequence of TrainExample
+        A few (query, positives, negatives) examples; the first positive and every negative of
+        an example are used (the same number of negatives per example: the smallest count).
+    temperature : float
+        τ of the loss.
+    max_length : int
+        Passage truncation in tokens (queries: 64).
+    batch_size : int
+        Examples per batch.
+
+    Returns
+    -------
+    list of float
+        One loss per model; pass to :func:`lm_cocktail_weights`.
+    """
+    from trainer.losses import improved_contrastive_loss
+    from trainer.modeling import BiEncoder
+
+    if not examples:
+        raise ValueError("examples is empty: give a few labelled (query, positive) examples")
+    n_neg = min(len(ex.negatives) for ex in examples)
+    losses = []
+    for model in models:
+        enc = BiEncoder(model).eval()
+        total, n = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(examples), batch_size):
+                part = examples[start : start + batch_size]
+                q = enc.encode([ex.query for ex in part], 64, prefix=enc.query_prefix)
+                p = enc.encode(
+                    [ex.positives[0] for ex in part], max_length, prefix=enc.document_prefix
+                )
+                negs = None
+                if n_neg:
+                    flat = [t for ex in part for t in ex.negatives[:n_neg]]
+                    negs = enc.encode(flat, max_length, prefix=enc.document_prefix)
+                    negs = negs.reshape(len(part), n_neg, -1)
+                loss = improved_contrastive_loss(
+                    q, p, negs, temperature=temperature, qq=False, pp=False
+                )
+                total += float(loss) * len(part)
+                n += len(part)
+        losses.append(total / n)
+    return losses
 
 
 _WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack", "*.ckpt")

@@ -227,3 +227,37 @@ def test_merge_models_errors(tiny_models, tmp_path):
     other = _tiny_st_model(tmp_path / "wide", seed=2, hidden=48)
     with pytest.raises(ValueError, match="is \\(30522, 48\\)"):
         merge_models([tiny_models[0], other], tmp_path / "o4")
+
+
+def test_cocktail_merge_weights_come_from_few_shot_losses(tiny_models, tiny_beir, tmp_path):
+    from trainer.merging import few_shot_losses
+    from trainer.recipes.merge_run import run_merge
+
+    params = {
+        "models": [str(p) for p in tiny_models],
+        "method": "linear",
+        "weights": "cocktail",
+        "cocktail_beir": str(tiny_beir),
+        "cocktail_n": 8,
+        "cocktail_temperature": 0.5,
+    }
+    out = run_merge(params, tmp_path / "cocktail")
+    ck = json.loads((out / "merge_summary.json").read_text())["params"]["cocktail"]
+    assert ck["examples"] == 8 and len(ck["losses"]) == 2
+    assert all(math.isfinite(x) and x > 0 for x in ck["losses"])
+    w = lm_cocktail_weights(ck["losses"], 0.5)
+    assert ck["weights"] == pytest.approx(w)
+    assert (w[0] > w[1]) == (ck["losses"][0] < ck["losses"][1])
+    a, b, m = (_weights(p) for p in (*tiny_models, out))
+    for key in a:
+        assert torch.allclose(m[key], w[0] * a[key] + w[1] * b[key], atol=1e-5), key
+    # the loss is deterministic and depends on the model
+    from trainer.data import TrainExample
+
+    ex = [TrainExample(f"what about {x}", (f"{x} is {x}",), (f"not {x}", "other")) for x in "abcd"]
+    l0, l0_again, l1 = few_shot_losses([tiny_models[0], tiny_models[0], tiny_models[1]], ex)
+    assert l0 == pytest.approx(l0_again) and l0 != pytest.approx(l1)
+    with pytest.raises(ValueError, match="examples is empty"):
+        few_shot_losses(tiny_models, [])
+    with pytest.raises(ValueError, match="cocktail_beir"):
+        run_merge({**params, "cocktail_beir": None}, tmp_path / "x")

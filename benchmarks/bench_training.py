@@ -1,0 +1,207 @@
+"""Training results (trainer/, issue 5): the models the recipes made, evaluated with the engine.
+
+Run:  .venv/bin/python -m benchmarks.bench_training [--runs runs] [--speed-docs 256]
+
+Reads the run folders the ``granite-train`` recipes wrote (commands in README, "Training
+results") and, for every model found:
+
+* nDCG@10 / Recall@100 on SciFact test (the in-domain set; SciFact's train split is what the
+  recipes train on) and on CISI, MED and CACM (never trained on), each by indexing the corpus
+  with the model in a temporary :class:`granite_index.Collection`
+  (:func:`trainer.evaluation.evaluate`). Results are cached per model folder and weights file
+  (size + mtime) in ``benchmarks/out/training_evals.json``: a re-run only evaluates what changed.
+  The untouched bundled models are evaluated the same way.
+* encoding speed of the distilled student against its teacher (and the start model): the same
+  SciFact abstracts, batch 32, median of 3 after a warm-up, in the same run;
+* SPLADE sparsity before / after distillation: mean non-zero terms per query (the 300 test
+  queries) and per document (the same abstracts).
+
+Writes ``benchmarks/results/training.json`` and prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import BEIR, CACHE, ROOT, machine, markdown_table, median_time, write_results
+
+DATASETS = ("scifact", "cisi", "med", "cacm")
+#: label -> (model folder or bundled name, datasets to evaluate on)
+MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "start: all-MiniLM-L6-v2": ("bundled:all-MiniLM-L6-v2", DATASETS),
+    "dense-scifact (fine-tuned)": ("{runs}/dense-scifact", DATASETS),
+    "merge-scifact (tuned + start, linear 0.5/0.5)": ("{runs}/merge-scifact", DATASETS),
+    "distill-student (3 layers)": ("{runs}/distill-student", ("scifact",)),
+    "retromae-then-dense (ablation)": ("{runs}/dense-after-retromae", ("scifact",)),
+    "start: SPLADE-tiny": ("bundled:splade-tiny", ("scifact",)),
+    "splade-distill (SPLADE-tiny distilled)": ("{runs}/splade-distill", ("scifact",)),
+}
+
+
+def _stamp(model: str) -> str | None:
+    """Identity of a model folder's weights (None when the folder has none yet)."""
+    if model.startswith("bundled:"):
+        return model
+    weights = [p for p in Path(model).glob("*.safetensors")] + list(Path(model).glob("*.bin"))
+    if not weights:
+        return None
+    return ";".join(
+        f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in sorted(weights)
+    )
+
+
+def _bundled_path(model: str) -> str:
+    from granite_index.encoders.resolve import resolve_model
+
+    return str(resolve_model(model).path)
+
+
+def _evaluated_in_run(model: str, ds: str) -> dict[str, float] | None:
+    """The metrics a training run computed on ``ds`` test at its end (same evaluate function)."""
+    f = Path(model) / "train_summary.json"
+    if not f.is_file():
+        return None
+    summary = json.loads(f.read_text())
+    where = str(summary.get("eval_data", ""))
+    if summary.get("metrics") and where.endswith(f"/{ds} (test)"):
+        return summary["metrics"]
+    return None
+
+
+def evaluations(runs: str) -> dict[str, dict[str, Any]]:
+    from trainer.evaluation import evaluate
+
+    cache_file = CACHE / "training_evals.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    out: dict[str, dict[str, Any]] = {}
+    order = sorted(MODELS, key=lambda label: MODELS[label][0].startswith("bundled:"))
+    for label in order:
+        pattern, datasets = MODELS[label]
+        model = pattern.format(runs=runs)
+        stamp = _stamp(model)
+        if stamp is None:
+            print(f"{label}: {model} not found, skipped", flush=True)
+            continue
+        path = _bundled_path(model) if model.startswith("bundled:") else model
+        out[label] = {"model": model, "datasets": {}}
+        for ds in datasets:
+            key = f"{model}|{stamp}|{ds}"
+            in_run = _evaluated_in_run(model, ds)
+            if key not in cache and in_run:
+                cache[key] = {**in_run, "source": "the run's own evaluation (train_summary.json)"}
+            if key not in cache:
+                t0 = time.perf_counter()
+                cache[key] = {
+                    **evaluate(path, BEIR / ds),
+                    "seconds": round(time.perf_counter() - t0),
+                }
+                CACHE.mkdir(parents=True, exist_ok=True)
+                cache_file.write_text(json.dumps(cache, indent=2))
+            out[label]["datasets"][ds] = cache[key]
+            print(f"{label:48s} {ds:8s} {cache[key]}", flush=True)
+    return {label: out[label] for label in MODELS if label in out}
+
+
+def encode_speed(runs: str, n_docs: int) -> dict[str, Any]:
+    """Docs/s of the teacher, the student and the start model on the same texts, same run."""
+    from granite_index import DenseEncoder
+    from granite_index.eval import load_beir
+
+    models = {
+        "teacher: dense-scifact (6 layers)": f"{runs}/dense-scifact",
+        "student: distill-student (3 layers)": f"{runs}/distill-student",
+    }
+    if not all(Path(m).is_dir() for m in models.values()):
+        return {}
+    texts = load_beir(BEIR / "scifact", split="test").documents()[:n_docs]
+    rows: dict[str, Any] = {}
+    for label, model in models.items():
+        enc = DenseEncoder(model, batch_size=32)
+        enc.encode_documents(texts[:64])  # warm-up
+        med, times = median_time(lambda enc=enc: enc.encode_documents(texts), 3)
+        rows[label] = {
+            "docs_per_s": round(n_docs / med, 2),
+            "seconds": [round(t, 2) for t in times],
+        }
+        print(label, rows[label], flush=True)
+    t, s = rows.values()
+    return {
+        "n_docs": n_docs,
+        "batch_size": 32,
+        "rows": rows,
+        "student_over_teacher": round(s["docs_per_s"] / t["docs_per_s"], 2),
+    }
+
+
+def sparsity(runs: str, n_docs: int) -> dict[str, Any]:
+    """Mean non-zero terms per query and per document, before and after SPLADE distillation."""
+    from granite_index import SparseEncoder
+    from granite_index.eval import load_beir
+
+    data = load_beir(BEIR / "scifact", split="test")
+    texts = data.documents()[:n_docs]
+    queries = data.eval_queries()[1]
+    out: dict[str, Any] = {}
+    for label, model in (
+        ("start: SPLADE-tiny", _bundled_path("bundled:splade-tiny")),
+        ("splade-distill", f"{runs}/splade-distill"),
+    ):
+        if not Path(model).is_dir():
+            continue
+        enc = SparseEncoder(model)
+        d, q = enc.encode_documents(texts), enc.encode_queries(queries)
+        out[label] = {
+            "doc_nnz_mean": round(float(np.diff(d.indptr).mean()), 1),
+            "query_nnz_mean": round(float(np.diff(q.indptr).mean()), 1),
+        }
+        print(label, out[label], flush=True)
+    return out
+
+
+def _train_info(runs: str) -> dict[str, Any]:
+    info = {}
+    for name in ("dense-scifact", "distill-student", "splade-distill", "dense-after-retromae"):
+        f = Path(runs) / name / "train_summary.json"
+        if f.is_file():
+            info[name] = json.loads(f.read_text())
+    return info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--runs", default=str(ROOT / "runs"), help="folder holding the run folders")
+    ap.add_argument("--speed-docs", type=int, default=256, help="abstracts for speed / sparsity")
+    args = ap.parse_args()
+    runs = str(Path(args.runs))
+    evals = evaluations(runs)
+    speed = encode_speed(runs, args.speed_docs)
+    sparse = sparsity(runs, args.speed_docs)
+    out = {
+        "machine": machine(),
+        "runs": runs.replace(str(ROOT) + "/", ""),
+        "evaluations": evals,
+        "student_encode_speed": speed,
+        "splade_sparsity": sparse,
+        "training": _train_info(runs),
+    }
+    headers = ["model", *[f"{d} nDCG@10" for d in DATASETS]]
+    rows = []
+    for label, r in evals.items():
+        cells = [r["datasets"].get(d, {}).get("ndcg@10") for d in DATASETS]
+        rows.append([label, *[f"{c:.4f}" if c is not None else "–" for c in cells]])
+    print(markdown_table(headers, rows))
+    if speed:
+        print("student / teacher encode speed:", speed["student_over_teacher"])
+    print("wrote", write_results("training", out))
+
+
+if __name__ == "__main__":
+    main()
