@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # granite-index developer entry point.
 #   scripts/dev.sh demo [BEIR_DIR]   set up .venv, index a BEIR dataset (default: SciFact from
-#                                    ../shared/data), evaluate its test queries, show an example
+#                                    ../shared/data) for BM25 + dense hybrid search (fusion fitted
+#                                    on its train split if any), evaluate its test queries, show
+#                                    an example
 #   scripts/dev.sh test [PYTEST_ARGS] set up .venv if needed, run the test suite
 #   scripts/dev.sh setup             only create / update .venv
 # TORCH_SPEC overrides the torch requirement (default: the CPU build torch==2.13.0).
@@ -35,7 +37,11 @@ case "$cmd" in
     setup
     ds=${1:-$DATA/beir/scifact}
     name=$(basename "$ds")
-    .venv/bin/granite-index eval "$ds" --collection "runs/$name" --example
+    # hybrid BM25 + dense; the fusion is fitted on the train split where the dataset has one
+    fit=()
+    [ -f "$ds/qrels/train.tsv" ] && fit=(--fit-on train)
+    .venv/bin/granite-index eval "$ds" --collection "runs/$name" --mode hybrid --legs bm25,dense \
+      "${fit[@]}" --example
     ;;
   test)
     setup

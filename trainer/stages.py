@@ -241,17 +241,15 @@ def _retromae(inp: StepInput, batch: list[Any]) -> tuple[Tensor, dict[str, float
 def _bi_encoder(args: TrainingArgs) -> torch.nn.Module:
     from trainer.modeling import BiEncoder
 
-    model = BiEncoder(args.model, pooling=args.pooling or None)
-    model.max_length = min(model.max_length, args.passage_max_length)
-    return model
+    # training truncates through args.*_max_length; the model keeps its own limit, which is
+    # what the saved folder declares for inference
+    return BiEncoder(args.model, pooling=args.pooling or None)
 
 
 def _splade_model(args: TrainingArgs) -> torch.nn.Module:
     from trainer.modeling import SpladeModel
 
-    model = SpladeModel(args.model)
-    model.max_length = min(model.max_length, args.passage_max_length)
-    return model
+    return SpladeModel(args.model)
 
 
 def _retromae_model(args: TrainingArgs) -> torch.nn.Module:

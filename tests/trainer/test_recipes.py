@@ -87,6 +87,8 @@ def test_dense_recipe_on_tiny_data_through_the_cli(bert_mlm, tiny_beir, tmp_path
     assert report["finished"] and report["steps"] == 3
     assert 0.0 <= report["metrics"]["ndcg@10"] <= 1.0
     assert "## Evaluation" in (out / "README.md").read_text()
+    # training truncated passages at 32 tokens; the saved model keeps its own limit (128)
+    assert json.loads((out / "sentence_bert_config.json").read_text())["max_seq_length"] == 128
     mined = read_jsonl_examples(out / "data" / f"{tiny_beir.name}-train.jsonl")
     assert len(mined) == 16 and all(e.negatives for e in mined)
     assert all(e.positives[0] not in e.negatives for e in mined)
