@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -86,6 +87,7 @@ class DenseIndex:
         self._n_dead_in_faiss = 0  # deleted positions still inside the FAISS structure
         self._gpu: Any = None  # lazily built GPU copy (flat only)
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # sorted live ids, positions
+        self._xb: tuple[tuple[int, int], np.ndarray] | None = None  # view of a flat index's vectors
 
     # ------------------------------------------------------------------ building
     def _new_index(self, n_train: int) -> faiss.Index:
@@ -198,6 +200,7 @@ class DenseIndex:
         else:
             keep = np.flatnonzero(self._alive)
             vectors = self._index.reconstruct_batch(keep.astype(np.int64))
+            self._xb = None  # the view points into the index replaced below
             self._index = self._new_index(len(keep))
             if len(keep):
                 self._index.add(vectors)
@@ -267,6 +270,74 @@ class DenseIndex:
             rows = np.repeat(np.arange(len(queries)), ids.shape[1])[found]
             out[found] = np.einsum("ij,ij->i", queries[rows], vectors)
         return out.reshape(ids.shape)
+
+    def scan_search(
+        self, queries: Any, k: int, *, max_cells: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]] | None:
+        """Top-k by scanning every stored vector of a CPU flat index with one matrix product, and
+        a lookup of any id's score from the same product; None for HNSW, IVF-PQ, GPU search, or
+        when ``n_queries x n_positions`` exceeds ``max_cells``.
+
+        For one query this is a matrix-vector product and a heap, cheaper than FAISS's call; the
+        hybrid search uses it to get the dense leg's list and its lookups in one pass.
+
+        Parameters
+        ----------
+        queries : array-like of float, shape (n_queries, dim)
+        k : int
+        max_cells : int, optional
+            Largest score matrix to hold (float32 cells).
+
+        Returns
+        -------
+        (ids, scores, lookup) or None
+            ``ids`` int64 and ``scores`` float32 (n_queries, k), best first (ties: earlier
+            position), padded with -1 / -inf; ``lookup(ids)`` maps int64 (n_queries, m) ids to
+            their float32 scores, NaN for -1 and for ids not in the index.
+        """
+        from granite_index._fusion_kernels import topk_rows
+
+        xb = self._flat_vectors()
+        if xb is None:
+            return None
+        queries = check_matrix(queries, "queries", self.dim)
+        k = check_k(k)
+        if max_cells is not None and len(queries) * len(xb) > max_cells:
+            return None
+        all_scores = queries @ xb.T
+        if self._n_dead_in_faiss:
+            all_scores[:, ~self._alive] = -np.inf
+        ids, scores = empty_result(len(queries), k)
+        values, pos = topk_rows(all_scores, k)
+        found = pos >= 0
+        ids[:, : pos.shape[1]] = np.where(found, self._ids[np.maximum(pos, 0)], -1)
+        scores[:, : pos.shape[1]] = values
+
+        def lookup(want: np.ndarray) -> np.ndarray:
+            want = np.asarray(want, dtype=np.int64)
+            at = self._positions(want.ravel()).reshape(want.shape)
+            got = np.take_along_axis(all_scores, np.maximum(at, 0), axis=1)
+            return np.where((at >= 0) & (want >= 0), got, np.nan).astype(np.float32)
+
+        return ids, scores, lookup
+
+    def _flat_vectors(self) -> np.ndarray | None:
+        """Zero-copy (n_positions, dim) view of a CPU flat index's vectors, else None.
+
+        Rebuilt when the index object or its size changes: FAISS moves its storage only when
+        vectors are added, and compaction replaces the index (and drops the view first).
+        """
+        if self.config.kind != "flat" or self._index is None or self._use_gpu():
+            return None
+        n, d = self._index.ntotal, self._index.d
+        key = (id(self._index), n)
+        if self._xb is None or self._xb[0] != key:
+            if n == 0:
+                view = np.zeros((0, d), np.float32)
+            else:
+                view = faiss.rev_swig_ptr(self._index.get_xb(), n * d).reshape(n, d)
+            self._xb = (key, view)
+        return self._xb[1]
 
     def _positions(self, ids: np.ndarray) -> np.ndarray:
         """Live positions of ``ids`` int64 (n,), -1 where absent or deleted (vectorised)."""

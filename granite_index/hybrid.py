@@ -133,17 +133,31 @@ def _legs_and_lookups(
         else index[leg].prepare(queries.leg_input(leg))
         for leg in legs
     }
-    results = {
-        leg: index[leg].search(inputs[leg], depth)
-        if leg == "dense"
-        else index[leg].search(inputs[leg], depth, threads=threads)
-        for leg in legs
-    }
+    results, lookups = {}, {}
+    for leg in legs:
+        if leg == "dense" and (scanned := _dense_by_scan(index[leg], inputs[leg], depth)):
+            results[leg], lookups[leg] = scanned
+            continue
+        if leg == "dense":
+            results[leg] = index[leg].search(inputs[leg], depth)
+        else:
+            results[leg] = index[leg].search(inputs[leg], depth, threads=threads)
+        lookups[leg] = (lambda i, x: lambda ids: i.score(x, ids))(index[leg], inputs[leg])
+    return results, lookups
 
-    def lookup(leg: str):
-        return lambda ids: index[leg].score(inputs[leg], ids)
 
-    return results, {leg: lookup(leg) for leg in legs}
+#: largest (n_queries x n_documents) score matrix the dense leg computes in one scan
+SCAN_MAX = 1 << 22
+
+
+def _dense_by_scan(index: Any, queries: np.ndarray, depth: int) -> tuple[Any, Any] | None:
+    """The dense leg from one matrix product where the index allows it (see
+    :meth:`DenseIndex.scan_search`): its top ``depth`` and the lookup of any other score."""
+    found = index.scan_search(queries, depth, max_cells=SCAN_MAX)
+    if found is None:
+        return None
+    ids, scores, lookup = found
+    return (ids, scores), lookup
 
 
 def candidates(

@@ -120,6 +120,21 @@ def test_any_add_delete_sequence_equals_brute_force(ops, kind):
     np.testing.assert_allclose(
         res.scores[:, : want_scores.shape[1]], want_scores, rtol=1e-4, atol=1e-5
     )
+    scanned = idx.scan_search(q, 5)
+    if kind != "flat":
+        assert scanned is None  # only a flat index scans
+        return
+    s_ids, s_scores, lookup = scanned
+    kk = want_scores.shape[1]
+    np.testing.assert_array_equal(s_ids[:, :kk], want_ids)  # random vectors: no ties
+    np.testing.assert_allclose(s_scores[:, :kk], want_scores, rtol=1e-5, atol=1e-6)
+    assert (s_ids[:, kk:] == -1).all() and (s_scores[:, kk:] == -np.inf).all()
+    # the lookup gives every live id's score, NaN for padding, deleted and unknown ids
+    probe = np.tile(np.concatenate([ids, [-1, next_id + 5]]), (len(q), 1))
+    got = lookup(probe)
+    want = idx.score(q, probe)[:, : len(ids)]
+    np.testing.assert_allclose(got[:, : len(ids)], want, rtol=1e-5, atol=1e-6)
+    assert np.isnan(got[:, len(ids) :]).all()
 
 
 def test_torch_flat_searcher_equals_exact():
@@ -172,3 +187,23 @@ def test_newer_format_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(meta))
     with pytest.raises(FormatVersionError, match="Upgrade"):
         DenseIndex.load(tmp_path)
+
+
+def test_scan_search_limits_and_topk_kernel_twin():
+    from granite_index._fusion_kernels import topk_rows, topk_rows_numpy
+
+    idx = DenseIndex(8, "flat", device="cpu")
+    idx.add(np.arange(10), unit_rows(10, 8))
+    q = unit_rows(3, 8, seed=5)
+    assert idx.scan_search(q, 4, max_cells=29) is None  # 3 x 10 cells > 29
+    assert idx.scan_search(q, 4, max_cells=30) is not None
+    with pytest.raises(ValueError, match="k"):
+        idx.scan_search(q, 0)
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # ties (small integers), -inf holes, +inf, k above n
+        s = rng.integers(0, 5, size=(3, int(rng.integers(1, 30)))).astype(np.float32)
+        s[rng.random(s.shape) < 0.2] = -np.inf
+        s[rng.random(s.shape) < 0.05] = np.inf
+        k = int(rng.integers(1, 35))
+        for got, want in zip(topk_rows(s, k), topk_rows_numpy(s, k)):
+            np.testing.assert_array_equal(got, want)
