@@ -463,6 +463,15 @@ Fusion = ConvexFusion | RRF | DBSF
 _KINDS: dict[str, type] = {cls.kind: cls for cls in (ConvexFusion, RRF, DBSF)}
 
 
+def as_fusion(fusion: Any) -> Fusion:
+    """A strategy as given, or rebuilt from its :meth:`to_dict` output; TypeError otherwise."""
+    if isinstance(fusion, Mapping):
+        return fusion_from_dict(fusion)
+    if not hasattr(fusion, "fuse"):
+        raise TypeError(f"fusion must be a ConvexFusion, RRF or DBSF; got {type(fusion).__name__}")
+    return fusion
+
+
 def fusion_from_dict(d: Mapping[str, Any]) -> Fusion:
     """Rebuild a strategy from :meth:`to_dict` output (e.g. a collection manifest)."""
     if not isinstance(d, Mapping) or "kind" not in d:

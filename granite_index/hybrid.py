@@ -15,7 +15,14 @@ import numpy as np
 
 from granite_index._docs import is_text_list
 from granite_index._validate import as_list
-from granite_index.fusion import Candidates, ConvexFusion, Fusion, fuse_results, fusion_from_dict
+from granite_index.fusion import (
+    Candidates,
+    ConvexFusion,
+    Fusion,
+    as_fusion,
+    fuse_results,
+    fusion_from_dict,
+)
 from granite_index.fusion_fit import FitResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,11 +120,7 @@ def resolve_fusion(col: Collection, fusion: Any, legs: Sequence[str]) -> Fusion:
         if saved is not None and set(saved.get("legs", ())) == set(legs):
             return fusion_from_dict(saved["fusion"])
         return default_fusion(legs)
-    if isinstance(fusion, Mapping):
-        return fusion_from_dict(fusion)
-    if not hasattr(fusion, "fuse"):
-        raise TypeError(f"fusion must be a ConvexFusion, RRF or DBSF; got {type(fusion).__name__}")
-    return fusion
+    return as_fusion(fusion)
 
 
 def _legs_and_lookups(

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from granite_index._validate import check_k
-from granite_index.fusion import ConvexFusion, Fusion, fuse_results, fusion_from_dict
+from granite_index.fusion import ConvexFusion, Fusion, as_fusion, fuse_results
 from granite_index.lancedb.columns import sparse_column
 from granite_index.lancedb.sparse import check_query, check_where, rows, search_ids, synced_index
 
@@ -44,11 +44,7 @@ def _legs(legs: Any) -> tuple[str, ...]:
 def _fusion(fusion: Any, legs: tuple[str, ...]) -> Fusion:
     if fusion is None:
         return ConvexFusion({leg: 1.0 for leg in legs}, "minmax")
-    if isinstance(fusion, Mapping):
-        return fusion_from_dict(fusion)
-    if not hasattr(fusion, "fuse"):
-        raise TypeError(f"fusion must be a ConvexFusion, RRF or DBSF; got {type(fusion).__name__}")
-    return fusion
+    return as_fusion(fusion)
 
 
 def vector_column_and_function(
