@@ -120,12 +120,22 @@ _chunk_opt = click.option(
 
 
 @main.command()
-@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument(
+    "data_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
 @click.option(
     "--out",
     required=True,
     type=click.Path(path_type=Path),
     help="Collection folder to create (or resume).",
+)
+@click.option(
+    "--from-encoded",
+    "from_encoded",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Build from a dataset made by `granite-index encode` (no DATA_DIR, no re-encoding): "
+    "its dense / SPLADE vectors and models; add --bm25 for a BM25 leg.",
 )
 @click.option(
     "--dense/--no-dense", default=True, show_default=True, help="Keep a dense (FAISS) index."
@@ -159,10 +169,21 @@ def index(
     batch_size: int,
     language: str,
     chunk: int,
+    from_encoded: Path | None,
 ) -> None:
     """Build a collection from a BEIR-format folder (corpus.jsonl); re-running resumes."""
     from granite_index.eval import load_beir
 
+    if from_encoded is not None:
+        if data_dir is not None or model or sparse_model or splade or not dense:
+            raise click.UsageError(
+                "--from-encoded takes no DATA_DIR, --model, --sparse-model, --splade or "
+                "--no-dense: the encoded dataset decides them"
+            )
+        _index_encoded(from_encoded, out, bm25, index_kind, language, precision, batch_size, chunk)
+        return
+    if data_dir is None:
+        raise click.UsageError("give DATA_DIR (a BEIR folder) or --from-encoded")
     modes = ["dense"] * dense + ["bm25"] * bm25 + ["sparse"] * splade
     if not modes:
         raise click.UsageError("nothing to build: give --dense, --bm25 and/or --splade")
@@ -183,6 +204,39 @@ def index(
     rate = added / seconds if seconds > 0 and added else 0.0
     click.echo(
         f"indexed {added} new documents ({len(col)} in all) into {out} in {seconds:.1f}s ({rate:.1f} docs/s)"
+    )
+
+
+def _index_encoded(
+    encoded: Path,
+    out: Path,
+    bm25: bool,
+    index_kind: str,
+    language: str,
+    precision: str,
+    batch_size: int,
+    chunk: int,
+) -> None:
+    from granite_index.jobs import collection_from_encoded
+
+    t0 = time.perf_counter()
+    try:
+        col = collection_from_encoded(
+            out,
+            encoded,
+            index=index_kind,
+            bm25=bm25,
+            language=language,
+            precision=precision,
+            batch_size=batch_size,
+            chunk_size=chunk,
+            show_progress=True,
+        )
+    except (GraniteIndexError, ValueError, TypeError, FileNotFoundError) as exc:
+        _fail(exc)
+    click.echo(
+        f"indexed {len(col)} documents from {encoded} into {out} ({', '.join(col.modes)}) "
+        f"in {time.perf_counter() - t0:.1f}s"
     )
 
 
@@ -417,6 +471,14 @@ def info(path: Path) -> None:
     except GraniteIndexError as exc:
         _fail(exc)
 
+
+def _register_jobs() -> None:
+    from granite_index.jobs.cli import encode
+
+    main.add_command(encode)
+
+
+_register_jobs()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -28,7 +28,7 @@ from granite_index.store import Manifest, Store, docs_schema
 
 if TYPE_CHECKING:  # the encoders (torch) load only when a collection needs them
     from granite_index.encoders.dense import DenseEncoder
-    from granite_index.encoders.sparse import SparseEncoder
+    from granite_index.encoders.sparse import SparseEncoder, SparseVectors
     from granite_index.fusion import Fusion
     from granite_index.fusion_fit import FitResult
     from granite_index.hybrid import EncodedQueries
@@ -187,6 +187,20 @@ class Collection:
             Store.open(path), None, device, {"precision": precision, "batch_size": batch_size}
         )
 
+    @classmethod
+    def from_encoded(
+        cls, path: str | os.PathLike[str], encoded: str | os.PathLike[str], **options: Any
+    ) -> Collection:
+        """Build (or resume building) a collection from a dataset made by ``granite-index encode``.
+
+        No document is encoded again: the dataset's dense vectors and SPLADE rows go straight
+        into the indexes, with the encoders named in its metadata. ``options`` are those of
+        :func:`granite_index.jobs.collection_from_encoded` (``index``, ``bm25``, ``chunk_size``...).
+        """
+        from granite_index.jobs.load import collection_from_encoded
+
+        return collection_from_encoded(path, encoded, **options)
+
     def _load_state(self) -> None:
         """(Re)read the committed state: indexes and the id ↔ key maps."""
         store = self._store
@@ -319,6 +333,7 @@ class Collection:
         metadata: Any = None,
         *,
         vectors: Any = None,
+        sparse_vectors: SparseVectors | None = None,
         show_progress: Any = False,
     ) -> None:
         """Add documents in one commit.
@@ -334,6 +349,9 @@ class Collection:
             One JSON-serialisable record per document.
         vectors : array-like float32 (n, dim), optional
             Precomputed document vectors from this collection's encoder (skips encoding).
+        sparse_vectors : SparseVectors, optional
+            Precomputed SPLADE rows (one per document) from this collection's sparse encoder
+            (skips SPLADE encoding).
         show_progress : bool or tqdm
             Show a progress bar while encoding (or advance the given one).
 
@@ -359,7 +377,9 @@ class Collection:
         present = [i for i in ids if i in self._id_to_key]
         if present:
             raise DuplicateIdError(f"ids already in the collection: {preview(present)}")
-        vectors, terms, impacts = self._encode_documents(texts, vectors, show_progress)
+        vectors, terms, impacts = self._encode_documents(
+            texts, vectors, show_progress, sparse_vectors
+        )
         keys = np.arange(m.next_key, m.next_key + len(ids), dtype=np.int64)
         table = docs_table(keys, ids, texts, meta, vectors, id_type)
         with self._store.writer(), self._rollback_on_error():
@@ -408,7 +428,7 @@ class Collection:
             self._key_to_id[key] = None
 
     def _encode_documents(
-        self, texts: list[str], vectors: Any, show_progress: Any
+        self, texts: list[str], vectors: Any, show_progress: Any, sparse_vectors: Any = None
     ) -> tuple[np.ndarray | None, Any, Any]:
         """What each index needs of new documents: dense vectors, BM25 terms, SPLADE impacts."""
         if self._dense is None:
@@ -422,7 +442,9 @@ class Collection:
                 raise ValueError(f"{len(texts)} ids but {len(vectors)} vectors")
         terms = self._sparse.encode_texts(texts, grow=True) if self._sparse is not None else None
         impacts = None
-        if self._splade is not None:
+        if sparse_vectors is not None:
+            impacts = self._check_sparse_vectors(sparse_vectors, len(texts))
+        elif self._splade is not None:
             # a caller's bar counts documents once: the dense encoder advances it when present
             bar = (
                 show_progress
@@ -433,6 +455,17 @@ class Collection:
         if self._dense is None and self._splade is None and hasattr(show_progress, "update"):
             show_progress.update(len(texts))
         return vectors, terms, impacts
+
+    def _check_sparse_vectors(self, sparse: Any, n: int) -> SparseVectors:
+        from granite_index.encoders.sparse import SparseVectors
+
+        if self._splade is None:
+            raise ValueError("this collection has no SPLADE index; do not pass sparse_vectors")
+        if not isinstance(sparse, SparseVectors):
+            raise TypeError(f"sparse_vectors must be SparseVectors; got {type(sparse).__name__}")
+        if len(sparse) != n:
+            raise ValueError(f"{n} ids but {len(sparse)} sparse vectors")
+        return sparse
 
     def _write_indexes(self, new: Manifest) -> None:
         """Write every index under commit ``new.commit``, then commit ``new`` (the atomic step)."""
