@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -145,7 +146,7 @@ def _legs_and_lookups(
             results[leg] = index[leg].search(inputs[leg], depth)
         else:
             results[leg] = index[leg].search(inputs[leg], depth, threads=threads)
-        lookups[leg] = (lambda i, x: lambda ids: i.score(x, ids))(index[leg], inputs[leg])
+        lookups[leg] = partial(index[leg].score, inputs[leg])  # ids -> true scores
     return results, lookups
 
 
