@@ -14,6 +14,7 @@ by the mask token (no 80/10/10 split).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,8 @@ class RetroMAE(torch.nn.Module):
         self.decoder_mask_ratio = _check_ratio(decoder_mask_ratio, "decoder_mask_ratio")
         source = resolve_model(model)
         folder = read_folder_config(source.path)
+        #: the start folder's inference length, kept by :meth:`save` for the next stage
+        self.folder_max_length = folder.max_length
         self.source = source.name
         self.tokenizer = AutoTokenizer.from_pretrained(folder.transformer_path)
         if self.tokenizer.mask_token_id is None:
@@ -180,6 +183,9 @@ class RetroMAE(torch.nn.Module):
         with _quiet_transformers():
             self.mlm.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
+        if self.folder_max_length:  # keep the start model's inference length (e.g. 256)
+            config = {"max_seq_length": int(self.folder_max_length), "do_lower_case": False}
+            (out / "sentence_bert_config.json").write_text(json.dumps(config), encoding="utf-8")
         if card is not None:
             (out / "README.md").write_text(card, encoding="utf-8")
         return out

@@ -31,11 +31,15 @@ def _load(path: Path) -> dict:
 def read_folder_config(path: Path) -> FolderConfig:
     """Read ``modules.json``, ``1_Pooling/config.json``, ``sentence_bert_config.json`` and prompts.
 
-    A plain Hugging Face folder (no ``modules.json``) gives a config with every field None.
+    A plain Hugging Face folder (no ``modules.json``) gives a config with every field None but
+    ``max_length``, read from a ``sentence_bert_config.json`` beside the weights when there is one
+    (as sentence-transformers' Transformer module reads it).
     """
     modules_file = path / "modules.json"
     if not modules_file.is_file():
-        return FolderConfig(transformer_path=path)
+        st_file = path / "sentence_bert_config.json"
+        length = _load(st_file).get("max_seq_length") if st_file.is_file() else None
+        return FolderConfig(transformer_path=path, max_length=length)
     modules = _load(modules_file)
     transformer_path, pooling, normalize = path, None, False
     for module in modules:

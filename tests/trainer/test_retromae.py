@@ -59,3 +59,16 @@ def test_bad_options(bert_mlm):
         RetroMAE(bert_mlm, encoder_mask_ratio=0.0)
     with pytest.raises(ValueError, match="decoder_mask_ratio"):
         RetroMAE(bert_mlm, decoder_mask_ratio=1.5)
+
+
+def test_saved_encoder_keeps_the_start_models_inference_length(bert_mlm, tmp_path):
+    import json
+    import shutil
+
+    start = tmp_path / "start"
+    shutil.copytree(bert_mlm, start)
+    (start / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64}))
+    RetroMAE(start).save(tmp_path / "enc")
+    assert BiEncoder(tmp_path / "enc").max_length == 64
+    RetroMAE(bert_mlm).save(tmp_path / "plain")  # no length declared: none written
+    assert not (tmp_path / "plain" / "sentence_bert_config.json").exists()
