@@ -83,6 +83,21 @@ def docs_schema(dim: int | None, id_type: str) -> pa.Schema:
     return pa.schema(fields)
 
 
+@contextlib.contextmanager
+def exclusive_lock(lock_file: Path, busy: Exception) -> Iterator[None]:
+    """Hold an exclusive, non-blocking flock on ``lock_file`` (created if missing; released if the
+    process dies); raise ``busy`` when another process holds it."""
+    with open(lock_file, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise busy from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class Store:
     """Reads and commits a collection folder. One writer at a time (see :meth:`writer`)."""
 
@@ -165,15 +180,9 @@ class Store:
     @contextlib.contextmanager
     def writer(self) -> Iterator[None]:
         """Hold the collection's write lock (an flock on ``.lock``; released if the process dies)."""
-        with open(self.path / ".lock", "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise RuntimeError(f"{self.path} is being written by another process") from exc
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        busy = RuntimeError(f"{self.path} is being written by another process")
+        with exclusive_lock(self.path / ".lock", busy):
+            yield
 
     def _writable_docs(self) -> lance.LanceDataset | None:
         """The dataset rolled back to the committed version if a crashed writer went past it."""

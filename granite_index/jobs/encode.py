@@ -12,7 +12,6 @@ in the same order with the same vectors.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import time
@@ -27,6 +26,7 @@ from granite_index.jobs import dataset as encoded
 from granite_index.jobs.dataset import EncodedDataset, EncodeJobError, JobSpec, Progress
 from granite_index.jobs.encoding import EncoderSpec, Pool
 from granite_index.jobs.sources import Chunk, open_source
+from granite_index.store import exclusive_lock
 
 log = logging.getLogger("granite_index.jobs")
 
@@ -251,15 +251,9 @@ def _job_lock(out: Path) -> Iterator[None]:
     """Hold ``.<out name>.lock`` beside ``out`` (an flock, released if the process dies), so
     two runs of one job never append the same chunks twice."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{out.name}.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise EncodeJobError(f"{out} is being written by another encoding run") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    busy = EncodeJobError(f"{out} is being written by another encoding run")
+    with exclusive_lock(out.parent / f".{out.name}.lock", busy):
+        yield
 
 
 def _pool(spec: EncoderSpec, workers: int, backend: Backend) -> Any:
