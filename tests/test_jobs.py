@@ -317,17 +317,68 @@ def test_from_encoded_checks_models_and_completeness(tmp_path, corpus, tiny_bert
 
 
 # ---------------------------------------------------------------------- Ray
-def test_ray_backend_output_equals_local(tmp_path, corpus, tiny_bert):
+def test_chunk_starts_match_the_chunks(tmp_path):
+    path = write_corpus(tmp_path / "c.jsonl", 29, bad=BAD)  # bad and blank lines
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))  # a last line without a newline
+    src = JsonlSource(path)
+    for start, size in ((0, 4), (0, 29), (0, 50), (8, 5), (9, 1)):
+        byte = next(src.chunks(0, 0, start)).end_byte if start else 0
+        want, prev = [], byte
+        for c in src.chunks(start, byte, size):
+            want.append((c.start, prev))
+            prev = c.end_byte
+        assert src.chunk_starts(start, byte, size) == want
+    assert src.chunk_starts(29, path.stat().st_size, 4) == []
+    pq.write_table(
+        pa.table({"id": ["a", "b", "c"], "text": ["x", "y", "z"]}), tmp_path / "p.parquet"
+    )
+    assert ParquetSource(tmp_path / "p.parquet").chunk_starts(1, 1, 1) == [(1, 1), (2, 2)]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        got = encode_corpus(corpus, tmp_path / "ray.lance", model=str(tiny_bert), chunk_size=8,
-                            backend="ray", show_progress=False)  # fmt: skip
-    finally:
-        ray.shutdown()
-    ref = encode_corpus(corpus, tmp_path / "local.lance", model=str(tiny_bert), chunk_size=8,
-                        show_progress=False)  # fmt: skip
-    assert got.rows == ref.rows == 40 and got.complete
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_data_pipeline_output_equals_local(tmp_path, local_ray, tiny_bert, tiny_mlm):
+    corpus = write_corpus(tmp_path / "bad.jsonl", bad=BAD)
+    opts = {"model": str(tiny_bert), "sparse_model": str(tiny_mlm), "chunk_size": 8,
+            "show_progress": False}  # fmt: skip
+    got = encode_corpus(corpus, tmp_path / "ray.lance", backend="ray", workers=2, **opts)
+    ref = encode_corpus(corpus, tmp_path / "local.lance", **opts)
+    assert got.rows == ref.rows == 33 and got.complete and got.bad == ref.bad
     a, b = read_rows(got.path), read_rows(ref.path)
-    assert a["id"] == b["id"] and a["text"] == b["text"]
-    np.testing.assert_allclose(np.array(a["vector"]), np.array(b["vector"]), atol=1e-6)
+    assert a == b  # ids, texts, titles, dense vectors and sparse rows, bit for bit
+    assert EncodedDataset.open(got.path).spec == EncodedDataset.open(ref.path).spec
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_ray_resumes_a_crashed_local_run(tmp_path, corpus, local_ray, tiny_bert, monkeypatch):
+    from granite_index.jobs import dataset as encoded
+
+    out, calls = tmp_path / "crashed.lance", []
+    real = encoded.append_chunk
+
+    def crash_on_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Crash  # the process dies between two commits
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(encoded, "append_chunk", crash_on_third)
+    with pytest.raises(_Crash):
+        encode_corpus(corpus, out, model=str(tiny_bert), chunk_size=6, show_progress=False)
+    monkeypatch.setattr(encoded, "append_chunk", real)
+    assert EncodedDataset.open(out).progress().rows == 12
+    got = encode_corpus(corpus, out, model=str(tiny_bert), chunk_size=6, backend="ray",
+                        show_progress=False)  # fmt: skip
+    assert got.resumed_from == 12 and got.added == 28 and got.complete
+    ref = encode_corpus(corpus, tmp_path / "ref.lance", model=str(tiny_bert), chunk_size=6,
+                        show_progress=False)  # fmt: skip
+    assert read_rows(out) == read_rows(ref.path)

@@ -80,8 +80,8 @@ _SHOWN = 20
     type=click.Choice(["local", "ray"]),
     default="local",
     show_default=True,
-    help="Where chunks are encoded: local processes, or Ray actors (extra 'distributed'; "
-    "--workers actors). Resume and output are the same.",
+    help="Where chunks are encoded: local processes, or a Ray Data pipeline (extra "
+    "'distributed'; map_batches on a pool of --workers actors). Resume and output are the same.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

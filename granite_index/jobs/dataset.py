@@ -105,7 +105,10 @@ def chunk_table(
     sparse: Any,
     target: pa.Schema,
 ) -> pa.Table:
-    """One chunk's rows. ``vectors`` float32 (n, dim); ``sparse`` a SparseVectors (CSR) or None."""
+    """One chunk's rows. ``vectors`` float32 (n, dim); ``sparse`` a SparseVectors (CSR) or None
+    (both may be None for a chunk of no records)."""
+    if not ids:
+        return target.empty_table()
     cols: dict[str, pa.Array] = {
         "id": pa.array(ids, pa.string()),
         "text": pa.array(texts, pa.string()),

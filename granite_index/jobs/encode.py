@@ -107,12 +107,14 @@ def encode_corpus(
     chunk_size : int
         Input records per commit (the unit of resume).
     workers : int
-        Encoding processes on a CPU (see :mod:`granite_index.jobs.encoding`), or Ray actors.
+        Encoding processes on a CPU (see :mod:`granite_index.jobs.encoding`), or the Ray
+        pipeline's actors.
     on_bad_line : {"skip", "fail"}
         A record that is not valid JSON or lacks an id or a text is skipped, logged and listed
         in the summary (``"skip"``), or stops the job (``"fail"``, raises ``EncodeJobError``).
     backend : {"local", "ray"}
-        Encode in local processes, or on Ray actors (:mod:`granite_index.jobs.ray_backend`);
+        Encode in local processes, or in a Ray Data pipeline (``map_batches`` on an actor
+        pool, :mod:`granite_index.jobs.ray_backend`);
         the output is the same.
     show_progress : bool
         Show a tqdm bar (docs/s, ETA).
@@ -133,23 +135,24 @@ def encode_corpus(
         raise ValueError(f"backend must be 'local' or 'ray'; got {backend!r}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1; got {workers}")
     t0 = time.perf_counter()
     source = open_source(input)
     out = Path(out)
     spec = EncoderSpec(model, sparse_model, dense, precision, batch_size)
     with _job_lock(out):
         existing = encoded.open_existing(out)  # an unrelated --out fails before models load
-        with _pool(spec, workers, backend) as pool:
-            job = JobSpec(source.fingerprint(), *pool.configs())
+        with _Encoding(spec, workers, backend) as encoding:
+            job = JobSpec(source.fingerprint(), *encoding.configs())
             if existing is not None:
                 encoded.check_resumable(existing, job)
             start = existing.progress() if existing is not None else Progress()
             run = _Run(out, job, source, on_bad_line, start, existing is None)
             total = source.total()
             if not start.done:
-                chunks = source.chunks(start.end, start.end_byte, chunk_size)
                 with _bar(total, start.end, show_progress) as bar:
-                    run.consume(pool.map(run.checked(chunks)), bar)
+                    run.consume(encoding.items(source, start, chunk_size, run), bar)
     return run.summary(total, time.perf_counter() - t0)
 
 
@@ -177,20 +180,22 @@ class _Run:
         self.added = 0
         self.pace = float(os.environ.get(PACE_ENV, "0") or 0)
 
-    def checked(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-        """The chunks, each marked ``done`` when it is the last; bad records logged or fatal."""
+    def checked(self, items: Iterator[Any], encoded: bool = False) -> Iterator[Any]:
+        """The chunks (``encoded``: ``(chunk, vectors, sparse)`` items), each chunk marked
+        ``done`` when it is the last; bad records logged or fatal."""
         prev = None
-        for chunk in chunks:
+        for item in items:
             if prev is not None:
-                self._report_bad(prev)
+                self._report_bad(_chunk_of(prev))
                 yield prev
-            prev = chunk
+            prev = item
         if prev is not None:
-            self._report_bad(prev)
-            prev.done = True
+            self._report_bad(_chunk_of(prev))
+            _chunk_of(prev).done = True
             yield prev
         elif not self.state.done:  # an empty input (or one ending exactly at the last commit)
-            yield _final_marker(self.state)
+            marker = _final_marker(self.state)
+            yield (marker, None, None) if encoded else marker
 
     def _report_bad(self, chunk: Chunk) -> None:
         for position, reason in chunk.bad:
@@ -256,12 +261,42 @@ def _job_lock(out: Path) -> Iterator[None]:
         yield
 
 
-def _pool(spec: EncoderSpec, workers: int, backend: Backend) -> Any:
-    if backend == "ray":
-        from granite_index.jobs.ray_backend import RayPool
+class _Encoding:
+    """Where the chunks are encoded: this process or worker processes (``Pool``), or a Ray Data
+    pipeline (:mod:`granite_index.jobs.ray_backend`); either way they come back in input order."""
 
-        return RayPool(spec, workers)
-    return Pool(spec, workers)
+    def __init__(self, spec: EncoderSpec, workers: int, backend: Backend) -> None:
+        self.spec, self.workers = spec, workers
+        self.pool = Pool(spec, workers) if backend == "local" else None
+
+    def configs(self) -> tuple[dict | None, dict | None, str | None]:
+        if self.pool is not None:
+            return self.pool.configs()
+        from granite_index.jobs import ray_backend
+
+        return ray_backend.encoder_configs(self.spec, self.workers)
+
+    def items(self, source: Any, start: Progress, size: int, run: _Run) -> Iterator[Any]:
+        """``(chunk, vectors, sparse)`` from ``start`` to the end, checked by ``run``."""
+        if self.pool is not None:
+            return self.pool.map(run.checked(source.chunks(start.end, start.end_byte, size)))
+        from granite_index.jobs import ray_backend
+
+        items = ray_backend.encode_chunks(
+            self.spec, self.workers, source, start.end, start.end_byte, size
+        )
+        return run.checked(items, encoded=True)
+
+    def __enter__(self) -> _Encoding:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
+def _chunk_of(item: Chunk | tuple[Chunk, Any, Any]) -> Chunk:
+    return item[0] if isinstance(item, tuple) else item
 
 
 def _final_marker(state: Progress) -> Chunk:

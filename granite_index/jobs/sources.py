@@ -119,6 +119,28 @@ class JsonlSource:
             if chunk.end > chunk.start:
                 yield chunk
 
+    def chunk_starts(self, start: int, start_byte: int, size: int) -> list[tuple[int, int]]:
+        """``(start, start_byte)`` of each chunk :meth:`chunks` would yield from there, found by
+        counting newlines (no parsing), so that the chunks can be read independently."""
+        import numpy as np
+
+        starts: list[tuple[int, int]] = []
+        end = self.path.stat().st_size
+        if start_byte < end:
+            starts.append((start, start_byte))
+        lines, offset = 0, start_byte
+        with open(self.path, "rb") as fh:
+            fh.seek(start_byte)
+            while block := fh.read(_BLOCK):
+                nl = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+                done = lines + 1 + np.arange(len(nl))  # lines finished at each newline
+                for i in np.flatnonzero(done % size == 0):
+                    if offset + nl[i] + 1 < end:
+                        starts.append((start + int(done[i]), offset + int(nl[i]) + 1))
+                lines += len(nl)
+                offset += len(block)
+        return starts
+
 
 def _parse_line(raw: bytes) -> tuple[Any, str | None]:
     """(record, None), or (None, why the line is not a JSON value)."""
@@ -154,6 +176,10 @@ class ParquetSource:
 
     def fingerprint(self) -> dict[str, Any]:
         return _fingerprint(self.path, self.kind)
+
+    def chunk_starts(self, start: int, start_byte: int, size: int) -> list[tuple[int, int]]:
+        """``(start, start_byte)`` of each chunk :meth:`chunks` would yield from ``start``."""
+        return [(p, p) for p in range(start, self.total(), size)]
 
     def chunks(self, start: int, start_byte: int, size: int) -> Iterator[Chunk]:
         """Chunks of ``size`` rows from row ``start + 1``, skipping the row groups before it."""
