@@ -37,12 +37,28 @@ DATASETS = ("scifact", "cisi", "med", "cacm")
 #: label -> (model folder or bundled name, datasets to evaluate on)
 MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
     "start: all-MiniLM-L6-v2": ("bundled:all-MiniLM-L6-v2", DATASETS),
-    "dense-scifact (fine-tuned)": ("{runs}/dense-scifact", DATASETS),
+    "dense-scifact (fine-tuned, 420 steps)": ("{runs}/dense-scifact", DATASETS),
     "merge-scifact (tuned + start, linear 0.5/0.5)": ("{runs}/merge-scifact", DATASETS),
-    "distill-student (3 layers)": ("{runs}/distill-student", ("scifact",)),
-    "retromae-then-dense (ablation)": ("{runs}/dense-after-retromae", ("scifact",)),
+    "distill-student (3 layers, 500 steps)": ("{runs}/distill-student", ("scifact",)),
+    "dense-scifact-180 (earlier run: 180 steps, alpha 0.5)": ("{runs}/dense-scifact-180", DATASETS),
+    "merge-scifact-180 (dense-scifact-180 + start)": ("{runs}/merge-scifact-180", DATASETS),
+    "distill-student-180 (from dense-scifact-180, 150 steps)": (
+        "{runs}/distill-student-180",
+        ("scifact",),
+    ),
+    "retromae-then-dense (ablation; as dense-scifact-180)": (
+        "{runs}/dense-after-retromae",
+        ("scifact",),
+    ),
     "start: SPLADE-tiny": ("bundled:splade-tiny", ("scifact",)),
-    "splade-distill (SPLADE-tiny distilled)": ("{runs}/splade-distill", ("scifact",)),
+    "splade-distill (SPLADE-tiny distilled from dense-scifact)": (
+        "{runs}/splade-distill",
+        ("scifact",),
+    ),
+    "splade-distill-180 (distilled from dense-scifact-180)": (
+        "{runs}/splade-distill-180",
+        ("scifact",),
+    ),
 }
 
 
@@ -174,6 +190,7 @@ def sparsity(runs: str, n_docs: int) -> dict[str, Any]:
     for label, model in (
         ("start: SPLADE-tiny", _bundled_path("bundled:splade-tiny")),
         ("splade-distill", f"{runs}/splade-distill"),
+        ("splade-distill-180", f"{runs}/splade-distill-180"),
     ):
         if not Path(model).is_dir():
             continue
@@ -189,7 +206,8 @@ def sparsity(runs: str, n_docs: int) -> dict[str, Any]:
 
 def _train_info(runs: str) -> dict[str, Any]:
     info = {}
-    for name in ("dense-scifact", "distill-student", "splade-distill", "dense-after-retromae"):
+    names = ("dense-scifact", "distill-student", "splade-distill", "dense-after-retromae")
+    for name in (n for base in names for n in (base, f"{base}-180")):
         f = Path(runs) / name / "train_summary.json"
         if f.is_file():
             info[name] = json.loads(f.read_text())
