@@ -39,7 +39,7 @@ MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
     "start: all-MiniLM-L6-v2": ("bundled:all-MiniLM-L6-v2", DATASETS),
     "dense-scifact (fine-tuned, 420 steps)": ("{runs}/dense-scifact", DATASETS),
     "merge-scifact (tuned + start, linear 0.5/0.5)": ("{runs}/merge-scifact", DATASETS),
-    "distill-student (3 layers, 500 steps)": ("{runs}/distill-student", ("scifact",)),
+    "distill-student (3 layers, 300 steps)": ("{runs}/distill-student", ("scifact",)),
     "dense-scifact-180 (earlier run: 180 steps, alpha 0.5)": ("{runs}/dense-scifact-180", DATASETS),
     "merge-scifact-180 (dense-scifact-180 + start)": ("{runs}/merge-scifact-180", DATASETS),
     "distill-student-180 (from dense-scifact-180, 150 steps)": (
