@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from granite_index.jobs.encoding import EncoderSpec, wants_gpu
-from granite_index.jobs.sources import Chunk, JsonlSource, ParquetSource
+from granite_index.jobs.sources import Chunk, JsonlSource, ParquetSource, open_source
 
 
 def _ray() -> Any:
@@ -73,15 +73,9 @@ def encoder_configs(spec: EncoderSpec, workers: int) -> tuple[dict | None, dict 
 
 
 # ---------------------------------------------------------------------- pipeline stages
-def _open(kind: str, path: str) -> JsonlSource | ParquetSource:
-    from pathlib import Path
-
-    return JsonlSource(Path(path)) if kind == "jsonl" else ParquetSource(Path(path))
-
-
-def _read_chunks(batch: pa.Table, kind: str, path: str, size: int) -> pa.Table:
+def _read_chunks(batch: pa.Table, path: str, size: int) -> pa.Table:
     """Rows (start, start_byte) → the chunks' records (one row per chunk)."""
-    source = _open(kind, path)
+    source = open_source(path)
     rows = []
     for start, start_byte in zip(
         batch.column("start").to_pylist(), batch.column("start_byte").to_pylist(), strict=True
@@ -160,8 +154,6 @@ def encode_chunks(
 ) -> Iterator[tuple[Chunk, np.ndarray | None, Any]]:
     """``(chunk, vectors, sparse)`` for each chunk of ``source`` from position ``start`` (byte
     ``start_byte``), in input order, encoded by the Ray Data pipeline (module docs)."""
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1; got {workers}")
     starts = source.chunk_starts(start, start_byte, size)
     if not starts:
         return
@@ -175,7 +167,7 @@ def encode_chunks(
             _read_chunks,
             batch_size=1,
             batch_format="pyarrow",
-            fn_kwargs={"kind": source.kind, "path": str(source.path), "size": size},
+            fn_kwargs={"path": str(source.path), "size": size},
         )
         ds = ds.map_batches(
             _EncodeChunks,
