@@ -18,7 +18,9 @@ results") and, for every model found:
 * SPLADE sparsity before / after distillation: mean non-zero terms per query (the 300 test
   queries) and per document (the same abstracts).
 
-Writes ``benchmarks/results/training.json`` and prints markdown tables.
+Writes ``benchmarks/results/training.json`` and prints markdown tables. Runs whose folders are not
+here (``runs/`` is not versioned) keep their figures from the previous ``training.json``, marked
+``"carried"`` with the date they were measured.
 """
 
 from __future__ import annotations
@@ -214,6 +216,36 @@ def _train_info(runs: str) -> dict[str, Any]:
     return info
 
 
+def _carry(fresh: dict[str, Any], previous: dict[str, Any], keys: Any, note: str) -> dict[str, Any]:
+    """``fresh`` plus the ``previous`` entries of ``keys`` it lacks, each marked as carried."""
+    out = dict(fresh)
+    for key in keys:
+        if key not in out and isinstance(previous.get(key), dict):
+            out[key] = {**previous[key], "carried": note}
+            print(
+                f"{key}: run folder not found here; carried from the previous results", flush=True
+            )
+    return out
+
+
+def _with_previous(out: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """Keep the figures of runs whose folders are gone (``runs/`` is not versioned, a new checkout
+    starts without it) from the previous ``training.json``, marked ``carried`` with its date."""
+    if not previous:
+        return out
+    note = f"measured {previous.get('machine', {}).get('date', '?')}; run folder not re-measured"
+    prev = {k: previous.get(k) or {} for k in ("evaluations", "splade_sparsity", "training")}
+    out["evaluations"] = _carry(out["evaluations"], prev["evaluations"], MODELS, note)
+    out["evaluations"] = {k: out["evaluations"][k] for k in MODELS if k in out["evaluations"]}
+    out["splade_sparsity"] = _carry(
+        out["splade_sparsity"], prev["splade_sparsity"], prev["splade_sparsity"], note
+    )
+    out["training"] = _carry(out["training"], prev["training"], prev["training"], note)
+    if not out["student_encode_speed"] and previous.get("student_encode_speed"):
+        out["student_encode_speed"] = {**previous["student_encode_speed"], "carried": note}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -231,6 +263,8 @@ def main() -> None:
     evals = evaluations(runs, fresh=args.fresh_baselines)
     speed = encode_speed(runs, args.speed_docs)
     sparse = sparsity(runs, args.speed_docs)
+    before = ROOT / "benchmarks" / "results" / "training.json"
+    previous = json.loads(before.read_text()) if before.is_file() else {}
     out = {
         "machine": machine(),
         "runs": runs.replace(str(ROOT) + "/", ""),
@@ -239,6 +273,8 @@ def main() -> None:
         "splade_sparsity": sparse,
         "training": _train_info(runs),
     }
+    out = _with_previous(out, previous)
+    evals = out["evaluations"]
     headers = ["model", *[f"{d} nDCG@10" for d in DATASETS]]
     rows = []
     for label, r in evals.items():

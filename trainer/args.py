@@ -62,6 +62,13 @@ class TrainingArgs:
         default=0.0,
         metadata=_help("Weight of a contrastive term added to distillation (distill, splade)."),
     )
+    embedding_weight: float = field(
+        default=0.0,
+        metadata=_help(
+            "distill with a teacher model: weight of a cosine term pulling the student's vectors "
+            "to the teacher's (same dimension)."
+        ),
+    )
     sparse_reg: str = field(default="flops", metadata=_help("SPLADE regulariser: flops or l1."))
     query_reg_weight: float = field(default=3e-4, metadata=_help("SPLADE query reg. weight."))
     doc_reg_weight: float = field(default=1e-4, metadata=_help("SPLADE document reg. weight."))
@@ -104,6 +111,7 @@ class TrainingArgs:
             "weight_decay",
             "max_grad_norm",
             "contrastive_weight",
+            "embedding_weight",
             "query_reg_weight",
             "doc_reg_weight",
             "reg_warmup_steps",

@@ -17,6 +17,7 @@ __all__ = [
     "RegWarmup",
     "SparseRegularizer",
     "distillation_loss",
+    "embedding_distillation_loss",
     "flops_reg",
     "improved_contrastive_loss",
     "l1_reg",
@@ -201,6 +202,37 @@ def distillation_loss(
     target = torch.softmax(teacher_scores.detach() / t, dim=1)
     log_probs = torch.log_softmax(student_scores / t, dim=1)
     return -(target * log_probs).sum(dim=1).mean()
+
+
+def embedding_distillation_loss(student: Tensor, teacher: Tensor) -> Tensor:
+    """Mean cosine distance from each student vector to the teacher's vector of the same text.
+
+    ``mean_i (1 - cos(s_i, t_i))``: 0 when every student vector points where the teacher's does,
+    at most 2. It pulls a student into its teacher's embedding space (DistilBERT's cosine
+    embedding loss, applied to the output vectors), which score distillation alone does not ask
+    for; it needs a teacher of the student's dimension.
+
+    Parameters
+    ----------
+    student : torch.Tensor, shape (n, dim), floating point
+    teacher : torch.Tensor, shape (n, dim)
+        No gradient flows into it.
+
+    Returns
+    -------
+    torch.Tensor, shape ()
+    """
+    student = _check_tensor(student, "student", 2)
+    teacher = _check_tensor(teacher, "teacher", 2)
+    if teacher.shape != student.shape:
+        raise ValueError(
+            f"teacher must have the shape of student {tuple(student.shape)}; got "
+            f"{tuple(teacher.shape)} (the embedding term needs a teacher of the student's dimension)"
+        )
+    if student.shape[0] == 0:
+        raise ValueError("student is empty")
+    cos = torch.nn.functional.cosine_similarity(student, teacher.detach().to(student.dtype), dim=1)
+    return (1.0 - cos).mean()
 
 
 class DistillationLoss(torch.nn.Module):

@@ -230,6 +230,12 @@ def train(
         raise ValueError(f"stop_after_steps must be an int >= 1 or None; got {stop_after_steps!r}")
     spec = STAGES[stage]
     datasets = _as_datasets(datasets)
+    if args.embedding_weight > 0 and (stage != "distill" or teacher is None):
+        raise ValueError(
+            "embedding_weight > 0 is for the distill stage with a teacher model (its vectors are "
+            f"the targets); got stage {stage!r} with "
+            + ("no teacher" if teacher is None else "a teacher")
+        )
     spec.check(datasets, teacher is not None)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ stage          model         loss
 =============  ============  =================================================================
 contrastive    BiEncoder     improved contrastive (GTE): in-batch + hard negatives (+ qq, pp)
 distill        BiEncoder     cross-entropy to the teacher's distribution over [positive,
-                             negatives, in-batch positives]; + contrastive if weighted
+                             negatives, in-batch positives]; + contrastive, + cosine to the
+                             teacher's vectors, each if weighted
 splade         SpladeModel   distillation from a dense teacher over the same candidates, or
                              contrastive on dot products without one; + FLOPS / L1 on
                              queries and documents (warmed up)
@@ -28,7 +29,12 @@ from torch import Tensor
 
 from trainer.args import TrainingArgs
 from trainer.data import TrainExample, perturb_text
-from trainer.losses import ContrastiveLoss, DistillationLoss, SparseRegularizer
+from trainer.losses import (
+    ContrastiveLoss,
+    DistillationLoss,
+    SparseRegularizer,
+    embedding_distillation_loss,
+)
 
 __all__ = ["STAGES", "Stage", "StageName", "StepInput"]
 
@@ -122,11 +128,25 @@ def _candidate_scores(q: Tensor, p: Tensor, negs: Tensor | None, in_batch: bool)
 
 def _teacher_scores(inp: StepInput, texts: _Texts) -> Tensor:
     """The teacher's candidate scores / temperature, or the precomputed ones: (B, C)."""
+    return _teacher_outputs(inp, texts)[0]
+
+
+def _teacher_outputs(inp: StepInput, texts: _Texts) -> tuple[Tensor, Tensor | None]:
+    """:func:`_teacher_scores` and the teacher's vectors of queries, positives and negatives
+    stacked in that order (None with precomputed scores)."""
     if inp.teacher is None:
-        return torch.tensor(texts.teacher_scores, dtype=torch.float32, device=_device(inp.model))
+        scores = torch.tensor(texts.teacher_scores, dtype=torch.float32, device=_device(inp.model))
+        return scores, None
     with torch.no_grad():
         q, p, negs = _encode(inp.teacher, texts, inp.args)
-        return _candidate_scores(q.float(), p.float(), negs, True) / inp.args.temperature
+        scores = _candidate_scores(q.float(), p.float(), negs, True) / inp.args.temperature
+        return scores, _stack(q, p, negs).float()
+
+
+def _stack(q: Tensor, p: Tensor, negs: Tensor | None) -> Tensor:
+    """Rows of queries, positives, then negatives: (B * (2 + n), d)."""
+    parts = [q, p] if negs is None else [q, p, negs.reshape(-1, p.shape[1])]
+    return torch.cat(parts)
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -196,12 +216,19 @@ def _distill(inp: StepInput, batch: list[TrainExample]) -> tuple[Tensor, dict[st
     texts = _gather(inp, batch, pseudo=inp.teacher is not None, scores=inp.teacher is None)
     q, p, negs = _encode(inp.model, texts, args)
     student = _candidate_scores(q, p, negs, inp.teacher is not None) / args.temperature
-    kd = DistillationLoss(args.distill_temperature)(student, _teacher_scores(inp, texts))
+    teacher, vectors = _teacher_outputs(inp, texts)
+    kd = DistillationLoss(args.distill_temperature)(student, teacher)
     logs = {"distill_loss": float(kd.detach())}
     if args.contrastive_weight > 0:
         con = ContrastiveLoss(**args.loss_kwargs())(q, p, negs)
         logs["contrastive_loss"] = float(con.detach())
         kd = kd + args.contrastive_weight * con
+    if args.embedding_weight > 0:
+        if vectors is None:  # train() refuses this; a guard for direct callers
+            raise ValueError("embedding_weight > 0 needs a teacher model, not precomputed scores")
+        emb = embedding_distillation_loss(_stack(q, p, negs), vectors)
+        logs["embedding_loss"] = float(emb.detach())
+        kd = kd + args.embedding_weight * emb
     return kd, logs
 
 

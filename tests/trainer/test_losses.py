@@ -14,6 +14,7 @@ from trainer.losses import (
     RegWarmup,
     SparseRegularizer,
     distillation_loss,
+    embedding_distillation_loss,
     flops_reg,
     improved_contrastive_loss,
     l1_reg,
@@ -166,6 +167,21 @@ def test_distillation_bad_input():
         distillation_loss(torch.zeros(2, 3), torch.zeros(2, 4))
     with pytest.raises(ValueError, match="temperature"):
         distillation_loss(torch.zeros(2, 3), torch.zeros(2, 3), temperature=-1.0)
+
+
+def test_embedding_distillation_hand_computed():
+    student = _t([[1.0, 0.0], [3.0, 4.0], [0.0, 2.0]]).requires_grad_()
+    teacher = _t([[1.0, 0.0], [4.0, 3.0], [0.0, -5.0]])
+    # cosines: 1, 24/25, -1 -> distances 0, 1/25, 2
+    loss = embedding_distillation_loss(student, teacher)
+    assert loss.item() == pytest.approx((0.0 + 1 / 25 + 2.0) / 3)
+    loss.backward()
+    assert teacher.grad is None and student.grad is not None
+    assert torch.count_nonzero(student.grad[0]) == 0  # already aligned: nothing to move
+    with pytest.raises(ValueError, match="teacher must have the shape"):
+        embedding_distillation_loss(torch.ones(2, 3), torch.ones(2, 4))
+    with pytest.raises(ValueError, match="student is empty"):
+        embedding_distillation_loss(torch.ones(0, 3), torch.ones(0, 3))
 
 
 def test_sparse_regularisers_hand_computed():

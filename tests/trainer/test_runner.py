@@ -98,6 +98,24 @@ def test_distill_with_teacher_and_pseudo_negatives(bert_mlm, roberta_mlm, exampl
     assert "teacher" in (tmp_path / "s" / "README.md").read_text()
 
 
+def test_distill_embedding_term_pulls_the_student_to_the_teacher(
+    bert_mlm, roberta_mlm, examples, tmp_path
+):
+    args = _args(bert_mlm, tmp_path / "e", max_steps=8, n_negatives=1, embedding_weight=1.0)
+    result = train(
+        args, "distill", {"syn": examples}, teacher=str(roberta_mlm), show_progress=False
+    )
+    log = [
+        json.loads(line) for line in (tmp_path / "e" / "train_log.jsonl").read_text().splitlines()
+    ]
+    emb = [r["embedding_loss"] for r in log]
+    assert result.finished and len(emb) == 4 and emb[-1] < emb[0]
+    with pytest.raises(ValueError, match="embedding_weight > 0 is for the distill stage"):
+        train(args, "distill", {"syn": examples}, show_progress=False)  # no teacher
+    with pytest.raises(ValueError, match="embedding_weight > 0 is for the distill stage"):
+        train(args, "splade", {"syn": examples}, teacher=str(roberta_mlm), show_progress=False)
+
+
 def test_distill_from_precomputed_scores(bert_mlm, examples, tmp_path):
     scored = [
         dataclasses.replace(e, positive_scores=(5.0,), negative_scores=(1.0, 0.5)) for e in examples
