@@ -74,22 +74,43 @@ def _sift_down(hs, hp, i, n):
             break
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _key(bits, p):
+    """A (score > 0, position < 2**32) pair as one 64-bit key that sorts best first, ties to the
+    lower position: a positive float32's bit pattern (``bits``, uint32) orders like its value, so
+    it goes inverted in the high half, the position in the low half."""
+    return (np.uint64(0xFFFFFFFF - bits) << np.uint64(32)) | np.uint64(p)
+
+
 @njit(cache=True, nogil=True)
-def _sort_out(hs, hp, n, out_s, out_p):
-    """(score, position) pairs → out_s / out_p best-first, ties to the lower position, by one sort
-    of 64-bit keys: scores are > 0, so their float32 bit patterns order like the scores; inverted
-    in the high half (best first), the position (< 2**32) in the low half. Writes min(n, k) slots."""
-    bits = hs[:n].view(np.uint32)
-    keys = np.empty(n, dtype=np.uint64)
-    for i in range(n):
-        keys[i] = (np.uint64(0xFFFFFFFF - bits[i]) << np.uint64(32)) | np.uint64(hp[i])
-    keys.sort()
+def _keys_out(keys, n, out_s, out_p):
+    """Sort ``keys[:n]`` (see :func:`_key`) and decode the best min(n, k) into out_s / out_p."""
+    keys[:n].sort()
     m = min(n, len(out_s))
     out_bits = np.empty(m, dtype=np.uint32)
     for i in range(m):
         out_bits[i] = np.uint32(0xFFFFFFFF) - np.uint32(keys[i] >> np.uint64(32))
         out_p[i] = np.int64(keys[i] & np.uint64(0xFFFFFFFF))
     out_s[:m] = out_bits.view(np.float32)
+
+
+@njit(cache=True, nogil=True)
+def _sort_out(hs, hp, n, out_s, out_p):
+    """(score, position) pairs → out_s / out_p best-first, ties to the lower position, by one sort
+    of :func:`_key` keys. Writes min(n, k) slots."""
+    bits = hs[:n].view(np.uint32)
+    keys = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        keys[i] = _key(bits[i], hp[i])
+    _keys_out(keys, n, out_s, out_p)
+
+
+@njit(cache=True, nogil=True)
+def _compact(keys, n, k):
+    """Keep the k best of ``keys[:n]`` (n > k) in ``keys[:k]``; returns the k-th best key."""
+    best = np.partition(keys[:n], k - 1)[:k]
+    keys[:k] = best
+    return best.max()
 
 
 @njit(cache=True, nogil=True)
@@ -130,6 +151,8 @@ def fill_bm25_cache(q_terms, term_ids, term_ptr, post_doc, post_w, norm, base, c
 
 
 SCAN = 16
+#: k from which the dense path selects with a key buffer (:func:`_scan_select`) instead of a heap
+SELECT_K = 64
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
@@ -185,6 +208,58 @@ def _scan_dense(acc, alive, base, n_docs, floor, k, hs, hp):
     return n
 
 
+@njit(cache=True, nogil=True)
+def _scan_select(acc, alive, base, n_docs, k, keys):
+    """:func:`_scan_dense` for large k: admitted documents go into a buffer of keys (len(keys) > k,
+    see :func:`_key`), compacted to the k best by one partition when full, which also raises the
+    admission threshold. Amortised O(1) per admitted document, against O(log k) for a heap push.
+    Returns the number of keys in the buffer (not yet cut to k); clears ``acc``."""
+    cap = len(keys)
+    n = 0
+    bits = acc.view(np.uint32)
+    worst_bits = np.empty(1, dtype=np.uint32)  # the k-th best score's bits → thr
+    thr = np.float32(np.nextafter(np.float32(0), np.float32(1)))
+    strict = False  # after a compaction only a higher score can enter (later positions lose ties)
+    for c in range(0, n_docs, SCAN):
+        mx = _chunk_max(acc, c)
+        if mx > thr or (mx == thr and not strict):
+            for d in range(c, min(c + SCAN, n_docs)):
+                s = acc[d]
+                if (s > thr or (s == thr and not strict)) and alive[base + d]:
+                    keys[n] = _key(bits[d], base + d)
+                    n += 1
+                    if n == cap:
+                        worst = _compact(keys, n, k)
+                        n = k
+                        worst_bits[0] = np.uint32(0xFFFFFFFF) - np.uint32(worst >> np.uint64(32))
+                        thr = worst_bits.view(np.float32)[0]
+                        strict = True
+        for i in range(SCAN):
+            acc[c + i] = 0
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _select_touched(acc, touched, nt, alive, base, k, keys):
+    """The sparse path's :func:`_scan_select`: offer the ``nt`` touched documents (in first-touch
+    order, so admission compares whole keys) to the key buffer; clears their accumulators."""
+    cap = len(keys)
+    bits = acc.view(np.uint32)
+    n = 0
+    worst = np.uint64(0xFFFFFFFFFFFFFFFF)  # admit anything until the first compaction
+    for i in range(nt):
+        d = touched[i]
+        key = _key(bits[d], base + d)
+        acc[d] = 0
+        if key < worst and alive[base + d]:
+            keys[n] = key
+            n += 1
+            if n == cap:
+                worst = _compact(keys, n, k)
+                n = k
+    return n
+
+
 def _score_topk(
     q_ptr, q_terms, q_w, term_ids, term_ptr, post_doc, vals, alive, base, n_docs, k, n_groups
 ):
@@ -213,6 +288,9 @@ def _score_topk(
         ws = np.empty(max_q, dtype=np.float32)
         bs = np.empty(min(n_docs, 4 * k), dtype=np.float32)
         bp = np.empty(min(n_docs, 4 * k), dtype=np.int64)
+        # large k: a key buffer compacted by partition instead of a heap (positions as 32 bits)
+        select = k >= SELECT_K and base + n_docs < 2**32
+        keys = np.empty(4 * k if select else 0, dtype=np.uint64)
         for q in range(g * per, min(n_q, (g + 1) * per)):
             m = 0
             n_post = 0
@@ -241,6 +319,12 @@ def _score_topk(
                         nt += (a == 0) & (c > 0)
                         acc[d] = a + c
             n = 0
+            if dense and select:
+                n = _scan_select(acc, alive, base, n_docs, k, keys)
+                if n > k:
+                    _compact(keys, n, k)
+                _keys_out(keys, min(n, k), out_s[q], out_p[q])
+                continue
             if dense:
                 floor = _probe_floor(m, lo, hi, post_doc, acc, alive, base, k, hs, hp)
                 n = _scan_dense(acc, alive, base, n_docs, floor, k, hs, hp)
@@ -254,6 +338,12 @@ def _score_topk(
                     cnt += alive[base + d] != 0
                     acc[d] = 0
                 _sort_out(bs, bp, cnt, out_s[q], out_p[q])
+                continue
+            elif select:
+                n = _select_touched(acc, touched, nt, alive, base, k, keys)
+                if n > k:
+                    _compact(keys, n, k)
+                _keys_out(keys, min(n, k), out_s[q], out_p[q])
                 continue
             else:
                 for i in range(nt):

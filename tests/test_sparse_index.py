@@ -87,10 +87,34 @@ def test_kernels_equal_their_numpy_twins(weighting, threads):
         np.testing.assert_allclose(fast.scores, slow.scores, rtol=1e-6)
 
 
-@pytest.mark.parametrize("k", [1, 10, 100])
+@pytest.mark.parametrize("weighting", ["bm25", "impact"])
+def test_large_k_key_buffer_compactions_equal_the_twin(weighting):
+    # k >= 64 on the dense path: a buffer of 4k keys is compacted many times per query
+    rng = np.random.default_rng(7)
+    idx = SparseIndex(weighting)
+    idx.add(np.arange(4000), *_random_csr(rng, 4000, 30, impacts=weighting == "impact"))
+    idx.delete(np.arange(0, 4000, 9))
+    q = _random_csr(rng, 8, 30, max_len=8, impacts=True)
+    for k in (64, 150, 900):
+        fast, slow = idx.search(q, k=k), idx.search(q, k=k, oracle=True)
+        np.testing.assert_array_equal(fast.ids, slow.ids)
+        np.testing.assert_allclose(fast.scores, slow.scores, rtol=1e-6)
+    # the sparse path (postings < a quarter of the documents) with more touched documents than
+    # the buffer: offered in first-touch order
+    big = SparseIndex(weighting)
+    big.add(np.arange(20000), *_random_csr(rng, 20000, 400, impacts=weighting == "impact"))
+    q = _random_csr(rng, 6, 400, max_len=4, impacts=True)
+    for k in (64, 100):
+        fast, slow = big.search(q, k=k), big.search(q, k=k, oracle=True)
+        np.testing.assert_array_equal(fast.ids, slow.ids)
+        np.testing.assert_allclose(fast.scores, slow.scores, rtol=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 10, 63, 64, 100, 1000])
 def test_dense_scan_keeps_ties_in_position_order(k):
     # every document matches (the dense path) and most tie: the probe floor and the blocked
-    # scan must still return the lowest positions among equal scores, as the numpy twin does
+    # scan (k < 64), or the key buffer and its compactions (k >= 64), must still return the
+    # lowest positions among equal scores, as the numpy twin does
     n = 3000
     idx = SparseIndex("impact")
     rng = np.random.default_rng(5)
