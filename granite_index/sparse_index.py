@@ -308,7 +308,7 @@ class SparseIndex:
             )
         if isinstance(texts, str):
             texts = [texts]
-        return self.vocab.encode((self.analyzer.tokens(t) for t in texts), grow=grow)
+        return self.vocab.encode_texts(self.analyzer, texts, grow=grow)
 
     def delete(self, keys: Any) -> None:
         """Delete documents by key. Unknown or already deleted keys raise :class:`UnknownIdError`."""

@@ -293,12 +293,41 @@ class _TermMemo(dict):
         return term
 
 
+class _WordIds(dict):
+    """word → term id through an analyzer and a vocabulary; -1 for a stop word. A word whose term
+    the vocabulary lacks gets a new id when ``grow`` is set, else -1 without being memoised (a
+    later ``grow`` may add it). Ids never change (the vocabulary is append-only), so entries stay
+    valid."""
+
+    __slots__ = ("analyzer", "vocab", "grow")
+
+    def __init__(self, analyzer: Analyzer, vocab: Vocabulary) -> None:
+        super().__init__()
+        self.analyzer, self.vocab, self.grow = analyzer, vocab, False
+
+    def __missing__(self, word: str) -> int:
+        term = self.analyzer._memo[word]
+        if not term:
+            tid = -1
+        else:
+            found = self.vocab.get(term)
+            if found is None:
+                if not self.grow:
+                    return -1
+                found = self.vocab.add(term)
+            tid = found
+        if len(self) < _TermMemo.LIMIT:
+            self[word] = tid
+        return tid
+
+
 class Vocabulary:
     """Term string ↔ term id (dense, in order of first sight). Append-only."""
 
     def __init__(self, terms: Iterable[str] = ()) -> None:
         self._terms: list[str] = []
         self._ids: dict[str, int] = {}
+        self._words: _WordIds | None = None  # memo of encode_texts, for one analyzer
         for t in terms:
             self.add(t)
 
@@ -351,13 +380,47 @@ class Vocabulary:
             known = flat >= 0
             flat = flat[known]
             lens = np.bincount(row[known], minlength=len(lens)).tolist() if len(row) else lens
-        indptr = np.zeros(len(lens) + 1, np.int64)
-        np.cumsum(lens, out=indptr[1:])
-        if len(flat) == 0:
-            return indptr, np.zeros(0, np.uint32), np.zeros(0, np.float32)
-        from granite_index._sparse_kernels import count_terms
+        return _counts(lens, flat)
 
-        return count_terms(indptr, flat, int(flat.max()) + 1)
+    def encode_texts(
+        self, analyzer: Analyzer, texts: Iterable[str], *, grow: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Texts → CSR term counts: the arrays (and, with ``grow``, the new ids) of
+        ``encode(analyzer.tokens(t) for t in texts)``, faster: each word costs one lookup in a
+        memo of word → term id kept for ``analyzer``. Nothing is added unless every text is a str.
+        """
+        texts = texts if isinstance(texts, list) else list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] must be str; got {type(t).__name__}")
+        if self._words is None or self._words.analyzer is not analyzer:
+            self._words = _WordIds(analyzer, self)
+        self._words.grow = grow
+        lookup, words = self._words.__getitem__, analyzer.words
+        lens: list[int] = []
+        ids: list[int] = []
+        for t in texts:
+            row = words(t)
+            ids.extend(map(lookup, row))
+            lens.append(len(row))
+        flat = np.array(ids, dtype=np.int64)
+        keep = flat >= 0  # stop words and (without grow) unknown terms are dropped
+        if not keep.all():
+            rows = np.repeat(np.arange(len(lens)), lens)
+            flat = flat[keep]
+            lens = np.bincount(rows[keep], minlength=len(lens)).tolist()
+        return _counts(lens, flat)
+
+
+def _counts(lens: list[int], flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row token counts + their flat term ids → CSR ``(indptr, term ids, counts)``."""
+    indptr = np.zeros(len(lens) + 1, np.int64)
+    np.cumsum(lens, out=indptr[1:])
+    if len(flat) == 0:
+        return indptr, np.zeros(0, np.uint32), np.zeros(0, np.float32)
+    from granite_index._sparse_kernels import count_terms
+
+    return count_terms(indptr, flat, int(flat.max()) + 1)
 
 
 def counts_csr(indptr: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

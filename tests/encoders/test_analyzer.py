@@ -123,3 +123,39 @@ def test_query_encoding_drops_unknown_terms_per_row():
     indptr, terms, counts = v.encode([["zz"], ["b", "zz", "b"], [], ["a"]], grow=False)
     assert indptr.tolist() == [0, 0, 1, 1, 2]
     assert terms.tolist() == [1, 0] and counts.tolist() == [2, 1]
+
+
+def test_encode_texts_equals_encoding_the_tokens():
+    texts = [
+        "The runners were running; the RUNNER ran.",
+        "",
+        "the of and",  # stop words only
+        "Übergrößen straße Café x-ray 42",
+        "信息检索 and information retrieval",
+        "running again",
+    ]
+    a = Analyzer("en")
+    fast, slow = Vocabulary(), Vocabulary()
+    for got, want in zip(
+        fast.encode_texts(a, texts[:4], grow=True),
+        slow.encode([a.tokens(t) for t in texts[:4]], grow=True),
+    ):
+        np.testing.assert_array_equal(got, want)
+    # queries: unknown words are dropped and not remembered as unknown ...
+    q = ["retrieval runner", "zebra"]
+    for got, want in zip(
+        fast.encode_texts(a, q, grow=False), slow.encode([a.tokens(t) for t in q], grow=False)
+    ):
+        np.testing.assert_array_equal(got, want)
+    assert fast.terms == slow.terms
+    # ... so a later add gives them ids, in the same order as the token path
+    for got, want in zip(
+        fast.encode_texts(a, texts[4:], grow=True),
+        slow.encode([a.tokens(t) for t in texts[4:]], grow=True),
+    ):
+        np.testing.assert_array_equal(got, want)
+    assert fast.terms == slow.terms and "retriev" in fast
+    before = list(fast.terms)
+    with pytest.raises(TypeError, match=r"texts\[1\] must be str"):
+        fast.encode_texts(a, ["brand new words", None], grow=True)
+    assert fast.terms == before  # nothing added
