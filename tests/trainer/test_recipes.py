@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
+from safetensors.torch import load_file
 
 from trainer.cli import main
 from trainer.data import read_jsonl_examples
@@ -112,6 +114,28 @@ def test_dense_recipe_on_tiny_data_through_the_cli(bert_mlm, tiny_beir, tmp_path
     assert res.exit_code == 0, res.output
     assert not (tmp_path / "m2" / "checkpoints").exists()
     assert evaluate(tmp_path / "m2", tiny_beir) == pytest.approx(report["metrics"], abs=1e-6)
+    # the student recipe on it: by default the student is the teacher's own layers
+    student = tmp_path / "student"
+    overrides = [
+        f"teacher={out}",
+        f"beir={tiny_beir}",
+        "eval_beir=none",
+        "student_layers=1",
+        "max_steps=2",
+        "batch_size=4",
+        "passage_max_length=32",
+        "save_steps=0",
+    ]
+    args = ["distill-student", "--out", str(student), "--quiet"]
+    res = CliRunner().invoke(main, args + [x for o in overrides for x in ("-o", o)])
+    assert res.exit_code == 0, res.output
+    init = student / "student-init"
+    assert json.loads((init / "config.json").read_text())["num_hidden_layers"] == 1
+    teacher_w, init_w = load_file(out / "model.safetensors"), load_file(init / "model.safetensors")
+    shared = [k for k in init_w if "embeddings" in k]
+    assert shared and all(torch.equal(init_w[k], teacher_w[k]) for k in shared)
+    log = (student / "train_log.jsonl").read_text()
+    assert "embedding_loss" in log
 
 
 def test_cli_errors_are_clean(tmp_path):

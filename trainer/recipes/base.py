@@ -239,15 +239,16 @@ def _mined(
 
 
 def student_from_layers(params: dict[str, Any], args: TrainingArgs) -> TrainingArgs:
-    """Build ``output_dir/student-init`` from ``params["student_from"]`` keeping
-    ``params["student_layers"]`` layers, and start training from it."""
+    """Build ``output_dir/student-init`` from ``params["student_from"]`` (None: the teacher)
+    keeping ``params["student_layers"]`` layers, and start training from it."""
     from trainer.modeling import truncate_layers
 
     init = Path(args.output_dir) / "student-init"
     if not init.is_dir():
-        check_local_model(str(params["student_from"]), "student_from")
+        source = params.get("student_from") or params["teacher"]
+        check_local_model(str(source), "student_from")
         tmp = init.with_name("student-init.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        truncate_layers(params["student_from"], int(params["student_layers"]), tmp)
+        truncate_layers(source, int(params["student_layers"]), tmp)
         tmp.rename(init)  # whole or absent, like checkpoints
     return replace(args, model=str(init))
