@@ -41,7 +41,18 @@ MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
     "start: all-MiniLM-L6-v2": ("bundled:all-MiniLM-L6-v2", DATASETS),
     "dense-scifact (fine-tuned, 420 steps)": ("{runs}/dense-scifact", DATASETS),
     "merge-scifact (tuned + start, linear 0.5/0.5)": ("{runs}/merge-scifact", DATASETS),
-    "distill-student (3 layers, 300 steps)": ("{runs}/distill-student", ("scifact",)),
+    "distill-student (3 layers of dense-scifact, + embedding term, 300 steps)": (
+        "{runs}/distill-student",
+        ("scifact",),
+    ),
+    "distill-student-noemb (the same without the embedding term; ablation)": (
+        "{runs}/distill-student-noemb",
+        ("scifact",),
+    ),
+    "distill-student-base (3 layers of the start, no embedding term, 300 steps)": (
+        "{runs}/distill-student-base",
+        ("scifact",),
+    ),
     "dense-scifact-180 (earlier run: 180 steps, alpha 0.5)": ("{runs}/dense-scifact-180", DATASETS),
     "merge-scifact-180 (dense-scifact-180 + start)": ("{runs}/merge-scifact-180", DATASETS),
     "distill-student-180 (from dense-scifact-180, 150 steps)": (
@@ -208,7 +219,14 @@ def sparsity(runs: str, n_docs: int) -> dict[str, Any]:
 
 def _train_info(runs: str) -> dict[str, Any]:
     info = {}
-    names = ("dense-scifact", "distill-student", "splade-distill", "dense-after-retromae")
+    names = (
+        "dense-scifact",
+        "distill-student",
+        "distill-student-noemb",
+        "distill-student-base",
+        "splade-distill",
+        "dense-after-retromae",
+    )
     for name in (n for base in names for n in (base, f"{base}-180")):
         f = Path(runs) / name / "train_summary.json"
         if f.is_file():
