@@ -40,6 +40,22 @@ def _check_positive(value: float, name: str) -> float:
     return float(value)
 
 
+def _check_pair(
+    student: object, teacher: object, s_name: str, t_name: str, hint: str = ""
+) -> tuple[Tensor, Tensor]:
+    """Two 2-d tensors of one non-empty shape (a student's and its teacher's)."""
+    student = _check_tensor(student, s_name, 2)
+    teacher = _check_tensor(teacher, t_name, 2)
+    if teacher.shape != student.shape:
+        raise ValueError(
+            f"{t_name} must have the shape of {s_name} {tuple(student.shape)}; "
+            f"got {tuple(teacher.shape)}{hint}"
+        )
+    if student.numel() == 0:
+        raise ValueError(f"{s_name} is empty")
+    return student, teacher
+
+
 def _masked_offdiag(sim: Tensor) -> Tensor:
     """``sim`` with its diagonal set to -inf, so ``exp`` drops the ``j == i`` terms."""
     eye = torch.eye(sim.shape[0], dtype=torch.bool, device=sim.device)
@@ -189,15 +205,9 @@ def distillation_loss(
     -------
     torch.Tensor, shape ()
     """
-    student_scores = _check_tensor(student_scores, "student_scores", 2)
-    teacher_scores = _check_tensor(teacher_scores, "teacher_scores", 2)
-    if teacher_scores.shape != student_scores.shape:
-        raise ValueError(
-            f"teacher_scores must have the shape of student_scores {tuple(student_scores.shape)}; "
-            f"got {tuple(teacher_scores.shape)}"
-        )
-    if student_scores.numel() == 0:
-        raise ValueError("student_scores is empty")
+    student_scores, teacher_scores = _check_pair(
+        student_scores, teacher_scores, "student_scores", "teacher_scores"
+    )
     t = _check_positive(temperature, "temperature")
     target = torch.softmax(teacher_scores.detach() / t, dim=1)
     log_probs = torch.log_softmax(student_scores / t, dim=1)
@@ -222,15 +232,13 @@ def embedding_distillation_loss(student: Tensor, teacher: Tensor) -> Tensor:
     -------
     torch.Tensor, shape ()
     """
-    student = _check_tensor(student, "student", 2)
-    teacher = _check_tensor(teacher, "teacher", 2)
-    if teacher.shape != student.shape:
-        raise ValueError(
-            f"teacher must have the shape of student {tuple(student.shape)}; got "
-            f"{tuple(teacher.shape)} (the embedding term needs a teacher of the student's dimension)"
-        )
-    if student.shape[0] == 0:
-        raise ValueError("student is empty")
+    student, teacher = _check_pair(
+        student,
+        teacher,
+        "student",
+        "teacher",
+        " (the embedding term needs the student's dimension)",
+    )
     cos = torch.nn.functional.cosine_similarity(student, teacher.detach().to(student.dtype), dim=1)
     return (1.0 - cos).mean()
 
