@@ -290,7 +290,8 @@ def _score_topk(
         bp = np.empty(min(n_docs, 4 * k), dtype=np.int64)
         # large k: a key buffer compacted by partition instead of a heap (positions as 32 bits)
         select = k >= SELECT_K and base + n_docs < 2**32
-        keys = np.empty(4 * k if select else 0, dtype=np.uint64)
+        # > k, or > n_docs so that it never fills (a full buffer must hold more than k)
+        keys = np.empty(min(4 * k, n_docs + 1) if select else 0, dtype=np.uint64)
         for q in range(g * per, min(n_q, (g + 1) * per)):
             m = 0
             n_post = 0
