@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from granite_index import _sparse_kernels as K
+from granite_index._pages import release_pages
 from granite_index._validate import check_k, preview
 from granite_index.encoders.analyzer import Analyzer, Vocabulary
 from granite_index.errors import DuplicateIdError, FormatVersionError, UnknownIdError
@@ -75,6 +76,33 @@ class Segment:
     @property
     def n_postings(self) -> int:
         return len(self.post_doc)
+
+    def fill_cache(self, q_terms: np.ndarray, norm: np.ndarray) -> None:
+        """Fill the BM25 cache for the query terms not yet in it. A memory-mapped segment then
+        releases those terms' term-frequency pages: scoring reads the cache, and a refill (after
+        any change) reads them again from the file, so resident memory holds 8 bytes per touched
+        posting (document + cached weight), not 12."""
+        if self.cache is None or self.ready is None:
+            self.cache = np.empty(self.n_postings, np.float32)  # pages are used lazily
+            self.ready = np.zeros(len(self.term_ids), np.uint8)
+        mapped = isinstance(self.post_w, np.memmap) and len(self.term_ids) > 0
+        if mapped:  # the terms this call fills
+            at = np.minimum(np.searchsorted(self.term_ids, q_terms), len(self.term_ids) - 1)
+            new = np.unique(at[(self.term_ids[at] == q_terms) & (self.ready[at] == 0)])
+        K.fill_bm25_cache(
+            q_terms,
+            self.term_ids,
+            self.term_ptr,
+            self.post_doc,
+            self.post_w,
+            norm,
+            np.int64(self.base),
+            self.cache,
+            self.ready,
+        )
+        if mapped:
+            for i in new.tolist():
+                release_pages(self.post_w, int(self.term_ptr[i]), int(self.term_ptr[i + 1]))
 
     @property
     def nbytes(self) -> int:
@@ -615,20 +643,7 @@ class SparseIndex:
                 s, p = K.score_topk_numpy(q_ptr, q_terms, q_w, seg, norm, self.alive, kk, bm25)
             else:
                 if bm25:
-                    if seg.cache is None:
-                        seg.cache = np.empty(seg.n_postings, np.float32)  # pages are used lazily
-                        seg.ready = np.zeros(len(seg.term_ids), np.uint8)
-                    K.fill_bm25_cache(
-                        q_terms,
-                        seg.term_ids,
-                        seg.term_ptr,
-                        seg.post_doc,
-                        seg.post_w,
-                        norm,
-                        np.int64(seg.base),
-                        seg.cache,
-                        seg.ready,
-                    )
+                    seg.fill_cache(q_terms, norm)
                 vals = seg.cache if bm25 else seg.post_w
                 s, p = K.score_topk(q_ptr, q_terms, q_w, seg, vals, self.alive, kk, threads)
             parts_s.append(s)

@@ -282,6 +282,51 @@ def test_save_load_round_trip_memory_mapped(tmp_path):
     assert back.search(["bananas"], k=3).ids.tolist() == [[3, -1, -1]]
 
 
+def test_mapped_term_frequencies_are_released_once_cached(tmp_path, monkeypatch):
+    # terms with thousands of postings: their tf pages leave the resident set once the BM25 cache
+    # holds them, and results stay those of the in-memory index, before and after a change
+    import granite_index.sparse_index as sp
+
+    rng = np.random.default_rng(3)
+    idx = SparseIndex("bm25")
+    idx.add(np.arange(20000), *_random_csr(rng, 20000, 12, max_len=8))
+    idx.save(tmp_path / "sp")
+    back = SparseIndex.load(tmp_path / "sp")
+    released = []
+    real = sp.release_pages
+    monkeypatch.setattr(sp, "release_pages", lambda *a: released.append(real(*a)) or released[-1])
+    q = (np.array([0, 2, 5]), np.array([0, 1, 2, 3, 4]), np.ones(5, np.float32))
+    for _ in range(2):  # the second search finds the terms cached: nothing more to release
+        a, b = idx.search(q, k=20), back.search(q, k=20)
+        np.testing.assert_array_equal(a.ids, b.ids)
+        np.testing.assert_array_equal(a.scores, b.scores)
+    assert len(released) == 5 and all(r > 0 for r in released)
+    new = _random_csr(rng, 50, 12, max_len=8)
+    idx.add(np.arange(20000, 20050), *new)
+    back.add(np.arange(20000, 20050), *new)  # statistics change: the cache refills from the file
+    a, b = idx.search(q, k=20), back.search(q, k=20)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_release_pages(tmp_path):
+    from granite_index._pages import release_pages
+
+    def rss_mb() -> float:
+        return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+    data = np.arange(12_000_000, dtype=np.float32)  # 48 MB
+    np.save(tmp_path / "a.npy", data)
+    arr = np.load(tmp_path / "a.npy", mmap_mode="r")
+    total = float(arr.sum(dtype=np.float64))  # every page resident
+    before = rss_mb()
+    assert release_pages(arr, 0, len(arr)) > 40 * 2**20
+    assert rss_mb() < before - 40
+    assert float(arr.sum(dtype=np.float64)) == total  # read again from the file
+    assert release_pages(arr, 5, 10) == 0  # less than a page
+    assert release_pages(data, 0, len(data)) == 0  # not a map
+
+
 def test_save_again_writes_only_new_segments(tmp_path):
     idx = SparseIndex.bm25("en")
     idx.add_texts(list(range(100)), [f"word{i} common" for i in range(100)])
