@@ -295,30 +295,42 @@ class _TermMemo(dict):
 
 class _WordIds(dict):
     """word → term id through an analyzer and a vocabulary; -1 for a stop word. A word whose term
-    the vocabulary lacks gets a new id when ``grow`` is set, else -1 without being memoised (a
-    later ``grow`` may add it). Ids never change (the vocabulary is append-only), so entries stay
-    valid."""
+    the vocabulary lacks gets a new id (the vocabulary grows); :meth:`known` looks up without
+    growing. Ids never change (the vocabulary is append-only), so entries stay valid, and a
+    search reading the memo while another call grows it sees only final entries."""
 
-    __slots__ = ("analyzer", "vocab", "grow")
+    __slots__ = ("analyzer", "vocab")
 
     def __init__(self, analyzer: Analyzer, vocab: Vocabulary) -> None:
         super().__init__()
-        self.analyzer, self.vocab, self.grow = analyzer, vocab, False
+        self.analyzer, self.vocab = analyzer, vocab
 
     def __missing__(self, word: str) -> int:
+        tid = self.known(word)
+        if tid < 0 and self.analyzer._memo[word]:
+            tid = self.vocab.add(self.analyzer._memo[word])
+            self._keep(word, tid)
+        return tid
+
+    def known(self, word: str) -> int:
+        """The word's term id, or -1 (stop word, or a term the vocabulary lacks: not kept, as a
+        later add may give it an id)."""
+        tid = self.get(word)
+        if tid is not None:
+            return tid
         term = self.analyzer._memo[word]
         if not term:
-            tid = -1
-        else:
-            found = self.vocab.get(term)
-            if found is None:
-                if not self.grow:
-                    return -1
-                found = self.vocab.add(term)
-            tid = found
+            self._keep(word, -1)
+            return -1
+        found = self.vocab.get(term)
+        if found is None:
+            return -1
+        self._keep(word, found)
+        return found
+
+    def _keep(self, word: str, tid: int) -> None:
         if len(self) < _TermMemo.LIMIT:
             self[word] = tid
-        return tid
 
 
 class Vocabulary:
@@ -395,8 +407,8 @@ class Vocabulary:
                 raise TypeError(f"texts[{i}] must be str; got {type(t).__name__}")
         if self._words is None or self._words.analyzer is not analyzer:
             self._words = _WordIds(analyzer, self)
-        self._words.grow = grow
-        lookup, words = self._words.__getitem__, analyzer.words
+        lookup = self._words.__getitem__ if grow else self._words.known
+        words = analyzer.words
         lens: list[int] = []
         ids: list[int] = []
         for t in texts:
