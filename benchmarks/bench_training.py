@@ -239,7 +239,7 @@ def _carry(fresh: dict[str, Any], previous: dict[str, Any], keys: Any, note: str
     out = dict(fresh)
     for key in keys:
         if key not in out and isinstance(previous.get(key), dict):
-            out[key] = {**previous[key], "carried": note}
+            out[key] = {"carried": note, **previous[key]}  # an older "carried" date stays
             print(
                 f"{key}: run folder not found here; carried from the previous results", flush=True
             )
@@ -260,7 +260,7 @@ def _with_previous(out: dict[str, Any], previous: dict[str, Any]) -> dict[str, A
     )
     out["training"] = _carry(out["training"], prev["training"], prev["training"], note)
     if not out["student_encode_speed"] and previous.get("student_encode_speed"):
-        out["student_encode_speed"] = {**previous["student_encode_speed"], "carried": note}
+        out["student_encode_speed"] = {"carried": note, **previous["student_encode_speed"]}
     return out
 
 
