@@ -137,9 +137,12 @@ def fill_bm25_cache(q_terms, term_ids, term_ptr, post_doc, post_w, norm, base, c
 
     BM25's term-frequency part depends on avgdl, so it cannot be stored at index time without
     going stale; it is computed here, once per term and per change of the collection, and the
-    scoring kernel then reads one float per posting.
+    scoring kernel then reads one float per posting. Returns the indices (into ``term_ids``) of
+    the terms this call filled, each once.
     """
     n_terms = len(term_ids)
+    filled = np.empty(len(q_terms), dtype=np.int64)
+    n = 0
     for j in range(len(q_terms)):
         t = q_terms[j]
         i = np.searchsorted(term_ids, t)
@@ -148,6 +151,9 @@ def fill_bm25_cache(q_terms, term_ids, term_ptr, post_doc, post_w, norm, base, c
                 tf = post_w[p]
                 cache[p] = tf / (tf + norm[base + post_doc[p]])
             ready[i] = 1
+            filled[n] = i
+            n += 1
+    return filled[:n]
 
 
 SCAN = 16

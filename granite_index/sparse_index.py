@@ -85,11 +85,7 @@ class Segment:
         if self.cache is None or self.ready is None:
             self.cache = np.empty(self.n_postings, np.float32)  # pages are used lazily
             self.ready = np.zeros(len(self.term_ids), np.uint8)
-        mapped = isinstance(self.post_w, np.memmap) and len(self.term_ids) > 0
-        if mapped:  # the terms this call fills
-            at = np.minimum(np.searchsorted(self.term_ids, q_terms), len(self.term_ids) - 1)
-            new = np.unique(at[(self.term_ids[at] == q_terms) & (self.ready[at] == 0)])
-        K.fill_bm25_cache(
+        filled = K.fill_bm25_cache(
             q_terms,
             self.term_ids,
             self.term_ptr,
@@ -100,8 +96,8 @@ class Segment:
             self.cache,
             self.ready,
         )
-        if mapped:
-            for i in new.tolist():
+        if isinstance(self.post_w, np.memmap):
+            for i in filled.tolist():
                 release_pages(self.post_w, int(self.term_ptr[i]), int(self.term_ptr[i + 1]))
 
     @property
