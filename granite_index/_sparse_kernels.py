@@ -114,6 +114,14 @@ def _compact(keys, n, k):
 
 
 @njit(cache=True, nogil=True)
+def _keys_best(keys, n, k, out_s, out_p):
+    """The best min(n, k) of the key buffer ``keys[:n]`` into out_s / out_p, best first."""
+    if n > k:
+        _compact(keys, n, k)
+    _keys_out(keys, min(n, k), out_s, out_p)
+
+
+@njit(cache=True, nogil=True)
 def _heap_drain(hs, hp, n, out_s, out_p):
     """Empty the heap into out_s / out_p best-first (slots past n keep their fill)."""
     if n > 32 and hp[:n].max() < 2**32:
@@ -328,9 +336,7 @@ def _score_topk(
             n = 0
             if dense and select:
                 n = _scan_select(acc, alive, base, n_docs, k, keys)
-                if n > k:
-                    _compact(keys, n, k)
-                _keys_out(keys, min(n, k), out_s[q], out_p[q])
+                _keys_best(keys, n, k, out_s[q], out_p[q])
                 continue
             if dense:
                 floor = _probe_floor(m, lo, hi, post_doc, acc, alive, base, k, hs, hp)
@@ -348,9 +354,7 @@ def _score_topk(
                 continue
             elif select:
                 n = _select_touched(acc, touched, nt, alive, base, k, keys)
-                if n > k:
-                    _compact(keys, n, k)
-                _keys_out(keys, min(n, k), out_s[q], out_p[q])
+                _keys_best(keys, n, k, out_s[q], out_p[q])
                 continue
             else:
                 for i in range(nt):
