@@ -99,7 +99,7 @@ def test_large_k_key_buffer_compactions_equal_the_twin(weighting):
         fast, slow = idx.search(q, k=k), idx.search(q, k=k, oracle=True)
         np.testing.assert_array_equal(fast.ids, slow.ids)
         np.testing.assert_allclose(fast.scores, slow.scores, rtol=1e-6)
-    # the sparse path (postings < a quarter of the documents) with more touched documents than
+    # the sparse path (postings < n_docs / DENSE_DIV) with more touched documents than
     # the buffer: offered in first-touch order
     big = SparseIndex(weighting)
     big.add(np.arange(20000), *_random_csr(rng, 20000, 400, impacts=weighting == "impact"))
