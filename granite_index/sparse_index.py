@@ -641,7 +641,8 @@ class SparseIndex:
                 if bm25:
                     seg.fill_cache(q_terms, norm)
                 vals = seg.cache if bm25 else seg.post_w
-                s, p = K.score_topk(q_ptr, q_terms, q_w, seg, vals, self.alive, kk, threads)
+                masked = self.n_alive < self.n_positions
+                s, p = K.score_topk(q_ptr, q_terms, q_w, seg, vals, self.alive, kk, threads, masked)
             parts_s.append(s)
             parts_p.append(p)
         ids = np.full((n_q, k), -1, np.int64)

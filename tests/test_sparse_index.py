@@ -110,6 +110,29 @@ def test_large_k_key_buffer_compactions_equal_the_twin(weighting):
         np.testing.assert_allclose(fast.scores, slow.scores, rtol=1e-6)
 
 
+@pytest.mark.parametrize("dead", [False, True])
+@pytest.mark.parametrize("k", [64, 300])
+def test_large_k_block_floor_equals_the_twin(dead, k):
+    # k >= 64 on the dense path starts from the k-th largest block maximum. Over many blocks
+    # (n not a multiple of the block size), with ties, and with the best documents deleted:
+    # a floor taken from dead documents would lie above every alive score and lose results.
+    n = 100_001
+    rng = np.random.default_rng(11)
+    w = rng.integers(1, 40, n).astype(np.float32)  # few distinct values: many ties
+    best = rng.choice(n, 1000, replace=False)
+    w[best] = 100.0 + rng.integers(0, 3, 1000)
+    indptr = np.arange(n + 1)
+    idx = SparseIndex("impact")
+    idx.add(rng.permutation(n), indptr, np.zeros(n, np.int64), w)
+    if dead:
+        idx.delete(idx.keys[best])
+    q = (np.array([0, 1]), np.array([0]), np.array([1.0], np.float32))
+    fast, slow = idx.search(q, k=k), idx.search(q, k=k, oracle=True)
+    np.testing.assert_array_equal(fast.ids, slow.ids)
+    np.testing.assert_array_equal(fast.scores, slow.scores)
+    assert (fast.scores[0] >= 100).all() != dead
+
+
 @pytest.mark.parametrize("k", [1, 10, 63, 64, 100, 1000])
 def test_dense_scan_keeps_ties_in_position_order(k):
     # every document matches (the dense path) and most tie: the probe floor and the blocked
