@@ -11,7 +11,7 @@ Corpora
   real, but there is no burstiness: a term's occurrences are spread over more documents than in
   real text, which makes frequent terms' postings longer, the harder case).
 Queries: the test queries of SciFact, CISI, MED and CACM (analysed, unique terms, unknown terms
-dropped): 506 real queries.
+dropped): the 458 real queries that have relevance judgements.
 
 Measured, each as the median of ``--repeats`` runs after a warm-up (query and tokenising timings
 alternate between the two engines; tokenising runs ``2 * --repeats`` times):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -336,7 +337,7 @@ def test_release_pages(tmp_path):
     from granite_index._pages import release_pages
 
     def rss_mb() -> float:
-        return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
 
     data = np.arange(12_000_000, dtype=np.float32)  # 48 MB
     np.save(tmp_path / "a.npy", data)
