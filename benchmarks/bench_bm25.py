@@ -21,7 +21,9 @@ alternate between the two engines; tokenising runs ``2 * --repeats`` times):
 - indexing from the same token id lists, docs/s;
 - resident memory of a fresh process after loading the saved index with mmap, and after queries;
 - bytes per posting (postings arrays and all index arrays);
-- agreement: share of queries whose top-k lists are identical, and the largest score difference.
+- agreement: share of queries whose top-k lists are identical, and the largest score difference;
+- updates: adding 1,000 documents to the built index and one query pass right after (the BM25
+  cache refills), against bm25s's only way to the same state, a rebuild and a pass.
 """
 
 from __future__ import annotations
@@ -261,6 +263,11 @@ def speed(name: str, token_lists, n_vocab, queries, repeats: int, tmp: Path) -> 
             cells.append(cell)
     mem = memory(ours, peer, queries, tmp / name)
     print("  memory", mem, flush=True)
+    bpp = bytes_per_posting(ours, peer)
+    n_segments = len(ours.segments)
+    pass_peer = next(c for c in cells if c["k"] == 10 and c["threads"] == 1)["bm25s_seconds"]
+    upd = update_speed(ours, token_lists, (qp, qt, qv), peer_build + float(np.median(pass_peer)))
+    print("  update", upd, flush=True)
     return {
         "corpus": name,
         "n_docs": n_docs,
@@ -272,8 +279,53 @@ def speed(name: str, token_lists, n_vocab, queries, repeats: int, tmp: Path) -> 
         },
         "queries": cells,
         "memory": mem,
-        "bytes_per_posting": bytes_per_posting(ours, peer),
-        "segments": len(ours.segments),
+        "bytes_per_posting": bpp,
+        "segments": n_segments,
+        "update": upd,
+    }
+
+
+def update_speed(ours: SparseIndex, token_lists, queries, peer_rebuild_and_pass: float) -> dict:
+    """Add 1,000 documents to the built index, then run one pass of the queries (k=10, 1 thread);
+    then delete them and run a pass again. After each change every segment's BM25 cache is stale
+    (N, df and avgdl moved), so each first pass refills it for the queried terms; a steady pass is
+    timed for comparison. bm25s has no add or delete: its equivalent is a rebuild (its build time
+    for the corpus, measured above, a slight underestimate for 1,000 more documents) and a pass."""
+    from granite_index._sparse_kernels import count_terms
+
+    extra = token_lists[: min(1000, len(token_lists))]
+    lens = np.array([len(d) for d in extra], np.int64)
+    flat = np.fromiter(itertools.chain.from_iterable(extra), np.int64, int(lens.sum()))
+    ptr = np.concatenate([[0], np.cumsum(lens)])
+    keys = np.arange(len(ours), len(ours) + len(extra))
+
+    def timed(fn) -> float:
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
+
+    def search(index=ours):
+        return index.search(queries, k=10, threads=1)
+
+    warm = build_ours(token_lists[:200])  # warm-up: numba loads the multi-segment kernels here
+    warm.add(np.arange(200, 220), *count_terms(ptr[:21], flat[: ptr[20]], int(flat.max()) + 1))
+    search(warm)
+    warm.delete(np.arange(200, 220))
+    search(warm)
+    add_s = timed(lambda: ours.add(keys, *count_terms(ptr, flat, int(flat.max()) + 1)))
+    first_add = timed(search)
+    steady = timed(search)
+    delete_s = timed(lambda: ours.delete(keys))
+    first_delete = timed(search)
+    return {
+        "docs": len(extra),
+        "add_s": round(add_s, 4),
+        "first_pass_after_add_s": round(first_add, 4),
+        "steady_pass_s": round(steady, 4),
+        "delete_s": round(delete_s, 4),
+        "first_pass_after_delete_s": round(first_delete, 4),
+        "bm25s_rebuild_and_pass_s": round(peer_rebuild_and_pass, 4),
+        "ratio": round(peer_rebuild_and_pass / (add_s + first_add), 1),
     }
 
 
@@ -409,6 +461,17 @@ def report(results: dict) -> str:
                 f"{m['bm25s']['disk_mb']:.0f}",
                 f"{m['ours']['disk_mb']:.0f}",
                 "",
+                "",
+            ]
+        )
+        u = r["update"]
+        rows.append(
+            [
+                r["corpus"],
+                f"add {u['docs']:,} docs, then one pass of the queries, k=10, 1 thread (s)",
+                f"{u['bm25s_rebuild_and_pass_s']:.2f} (rebuild + pass)",
+                f"{u['add_s']:.3f} + {u['first_pass_after_add_s']:.3f}",
+                f"{u['ratio']}x",
                 "",
             ]
         )

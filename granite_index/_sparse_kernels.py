@@ -155,9 +155,12 @@ def fill_bm25_cache(q_terms, term_ids, term_ptr, post_doc, post_w, norm, base, c
         t = q_terms[j]
         i = np.searchsorted(term_ids, t)
         if i < n_terms and term_ids[i] == t and not ready[i]:
-            for p in range(term_ptr[i], term_ptr[i + 1]):
-                tf = post_w[p]
-                cache[p] = tf / (tf + norm[base + post_doc[p]])
+            lo, hi = term_ptr[i], term_ptr[i + 1]
+            docs, tfs, out = post_doc[lo:hi], post_w[lo:hi], cache[lo:hi]
+            seg_norm = norm[base:]
+            for j in range(len(docs)):  # slices from 0: no wraparound arithmetic per posting
+                tf = tfs[j]
+                out[j] = tf / (tf + seg_norm[docs[j]])
             ready[i] = 1
             filled[n] = i
             n += 1
