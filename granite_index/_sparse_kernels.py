@@ -158,9 +158,9 @@ def fill_bm25_cache(q_terms, term_ids, term_ptr, post_doc, post_w, norm, base, c
             lo, hi = term_ptr[i], term_ptr[i + 1]
             docs, tfs, out = post_doc[lo:hi], post_w[lo:hi], cache[lo:hi]
             seg_norm = norm[base:]
-            for j in range(len(docs)):  # slices from 0: no wraparound arithmetic per posting
-                tf = tfs[j]
-                out[j] = tf / (tf + seg_norm[docs[j]])
+            for x in range(len(docs)):  # slices from 0: no wraparound arithmetic per posting
+                tf = tfs[x]
+                out[x] = tf / (tf + seg_norm[docs[x]])
             ready[i] = 1
             filled[n] = i
             n += 1
