@@ -30,11 +30,16 @@ from granite_index.encoders.analyzer import Analyzer, Vocabulary
 KERNELS = "granite_index/_sparse_kernels.py"
 
 
+def git(*args: str) -> str:
+    """Standard output of ``git args...`` run in the repository."""
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+
 def load_version(rev: str, folder: Path, i: int):
     """The kernels module of git revision ``rev`` (a file in ``folder``, imported by path)."""
-    src = subprocess.run(
-        ["git", "show", f"{rev}:{KERNELS}"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
+    src = git("show", f"{rev}:{KERNELS}")
     path = folder / f"kernels_v{i}.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location(f"kernels_v{i}", path)
@@ -50,16 +55,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, nargs="+", default=[10, 1000])
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
-    args.revs = [
-        subprocess.run(
-            ["git", "rev-parse", "--short", rev],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        for rev in args.revs
-    ]
+    args.revs = [git("rev-parse", "--short", rev).strip() for rev in args.revs]
 
     analyzer, vocab = Analyzer("en"), Vocabulary()
     _, docs, queries = load_real(analyzer, vocab)

@@ -88,15 +88,21 @@ def _as_lists(ptr: np.ndarray, flat: np.ndarray) -> list[list[int]]:
     return [flat_list[ptr[i] : ptr[i + 1]] for i in range(len(ptr) - 1)]
 
 
-def build_ours(token_lists: list[list[int]]) -> SparseIndex:
-    """granite-index from token id lists: flatten, count per document, build the index."""
+def term_counts(token_lists: list[list[int]]):
+    """Token id lists → per-document term counts as CSR (indptr, term ids, counts), what
+    :meth:`SparseIndex.add` takes: flatten, then count with the engine's kernel."""
     from granite_index._sparse_kernels import count_terms
 
     lens = np.fromiter((len(d) for d in token_lists), np.int64, len(token_lists))
     flat = np.fromiter(itertools.chain.from_iterable(token_lists), np.int64, int(lens.sum()))
     ptr = np.concatenate([[0], np.cumsum(lens)])
+    return count_terms(ptr, flat, int(flat.max()) + 1)
+
+
+def build_ours(token_lists: list[list[int]]) -> SparseIndex:
+    """granite-index from token id lists: flatten, count per document, build the index."""
     idx = SparseIndex("bm25", k1=1.2, b=0.75)
-    idx.add(np.arange(len(token_lists)), *count_terms(ptr, flat, int(flat.max()) + 1))
+    idx.add(np.arange(len(token_lists)), *term_counts(token_lists))
     return idx
 
 
@@ -291,28 +297,21 @@ def update_speed(ours: SparseIndex, token_lists, queries, peer_rebuild_and_pass:
     (N, df and avgdl moved), so each first pass refills it for the queried terms; a steady pass is
     timed for comparison. bm25s has no add or delete: its equivalent is a rebuild (its build time
     for the corpus, measured above, a slight underestimate for 1,000 more documents) and a pass."""
-    from granite_index._sparse_kernels import count_terms
-
     extra = token_lists[: min(1000, len(token_lists))]
-    lens = np.array([len(d) for d in extra], np.int64)
-    flat = np.fromiter(itertools.chain.from_iterable(extra), np.int64, int(lens.sum()))
-    ptr = np.concatenate([[0], np.cumsum(lens)])
     keys = np.arange(len(ours), len(ours) + len(extra))
 
     def timed(fn) -> float:
-        t = time.perf_counter()
-        fn()
-        return time.perf_counter() - t
+        return median_time(fn, 1)[0]
 
     def search(index=ours):
         return index.search(queries, k=10, threads=1)
 
     warm = build_ours(token_lists[:200])  # warm-up: numba loads the multi-segment kernels here
-    warm.add(np.arange(200, 220), *count_terms(ptr[:21], flat[: ptr[20]], int(flat.max()) + 1))
+    warm.add(np.arange(200, 220), *term_counts(token_lists[:20]))
     search(warm)
     warm.delete(np.arange(200, 220))
     search(warm)
-    add_s = timed(lambda: ours.add(keys, *count_terms(ptr, flat, int(flat.max()) + 1)))
+    add_s = timed(lambda: ours.add(keys, *term_counts(extra)))
     first_add = timed(search)
     steady = timed(search)
     delete_s = timed(lambda: ours.delete(keys))
