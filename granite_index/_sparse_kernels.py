@@ -368,7 +368,6 @@ def _score_topk(
     for g in prange(n_groups):
         n_blocks = (n_docs + BLOCK - 1) // BLOCK
         acc = np.zeros(n_blocks * BLOCK, dtype=np.float32)
-        bmax = np.empty(n_blocks, dtype=np.int32)
         touched = np.empty(n_docs, dtype=np.uint32)
         hs = np.empty(k, dtype=np.float32)
         hp = np.empty(k, dtype=np.int64)
@@ -381,6 +380,7 @@ def _score_topk(
         select = k >= SELECT_K and base + n_docs < 2**32
         # > k, or > n_docs so that it never fills (a full buffer must hold more than k)
         keys = np.empty(min(4 * k, n_docs + 1) if select else 0, dtype=np.uint64)
+        bmax = np.empty(n_blocks if select else 0, dtype=np.int32)  # block maxima (_block_floor)
         for q in range(g * per, min(n_q, (g + 1) * per)):
             m = 0
             n_post = 0
