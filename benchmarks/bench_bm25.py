@@ -91,7 +91,7 @@ def _as_lists(ptr: np.ndarray, flat: np.ndarray) -> list[list[int]]:
 def term_counts(token_lists: list[list[int]]):
     """Token id lists → per-document term counts as CSR (indptr, term ids, counts), what
     :meth:`SparseIndex.add` takes: flatten, then count with the engine's kernel."""
-    from granite_index._sparse_kernels import count_terms
+    from granite_index._kernels.terms import count_terms
 
     lens = np.fromiter((len(d) for d in token_lists), np.int64, len(token_lists))
     flat = np.fromiter(itertools.chain.from_iterable(token_lists), np.int64, int(lens.sum()))

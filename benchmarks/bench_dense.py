@@ -20,28 +20,27 @@ import torch
 
 from benchmarks.common import BEIR, CACHE, machine, markdown_table, median_time, write_results
 from granite_index import Collection, DenseEncoder
-from granite_index.eval import evaluate, load_beir, run_from_result
-from granite_index.indexing import index_corpus
+from granite_index.collection import evaluate_beir, index_beir
+from granite_index.eval import load_beir
 
 
 def quality(name: str, encoder: DenseEncoder) -> dict:
     data = load_beir(BEIR / name, split="test")
     path = CACHE / f"dense-{name}"
     col = (
-        Collection.open(path)
-        if (path / "manifest.json").exists()
+        Collection.open(path, encoder=encoder)
+        if Collection.exists(path)
         else Collection.create(path, encoder=encoder)
     )
     t0 = time.perf_counter()
-    added = index_corpus(col, data.doc_ids, data.documents(), chunk_size=4096)
+    added = index_beir(col, data, chunk_size=4096)
     index_s = time.perf_counter() - t0
-    qids, qtexts = data.eval_queries()
-    res = col.search(col.encoder.encode_queries(qtexts), k=100)
-    scores = evaluate(data.qrels, run_from_result(res, qids))
+    run = evaluate_beir(col, data, mode="dense", k=100)
+    scores = run.scores
     return {
         "dataset": name,
         "n_docs": len(col),
-        "n_queries": len(qids),
+        "n_queries": run.n_queries,
         **{k: round(v, 4) for k, v in scores.items()},
         "index_docs_per_s": round(added / index_s, 1) if added else None,
     }

@@ -32,10 +32,9 @@ import numpy as np
 
 from benchmarks.common import BEIR, CACHE, machine, markdown_table, write_results
 from granite_index import Collection
-from granite_index.encoders.sparse import SparseVectors
 from granite_index.eval import evaluate, load_beir, run_from_result
 from granite_index.fusion import DBSF, RRF, ConvexFusion
-from granite_index.hybrid import EncodedQueries
+from granite_index.search import EncodedQueries
 
 DATASETS = ["scifact", "cisi", "med", "cacm"]
 K = 100
@@ -105,19 +104,7 @@ def build(name: str, data) -> tuple[Collection, dict[str, Any]]:
 
 def subset(enc: EncodedQueries, rows: np.ndarray) -> EncodedQueries:
     """The queries ``rows`` of ``enc`` (every leg's input sliced alike)."""
-    sparse = None
-    if enc.sparse is not None:
-        s = enc.sparse
-        lo, hi = s.indptr[rows], s.indptr[rows + 1]
-        take = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in zip(lo, hi)])
-        indptr = np.concatenate([[0], np.cumsum(hi - lo)]).astype(np.int64)
-        sparse = SparseVectors(indptr, s.indices[take], s.values[take], s.vocab_size)
-    return EncodedQueries(
-        n=len(rows),
-        texts=None if enc.texts is None else [enc.texts[i] for i in rows],
-        sparse=sparse,
-        dense=None if enc.dense is None else enc.dense[rows],
-    )
+    return enc.take(rows)
 
 
 def scores_of(qrels, run) -> dict[str, float]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import ir_measures
 
-from granite_index.result import SearchResult
+from granite_index.types import SearchResult
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10")
 _MEASURES = {

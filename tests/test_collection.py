@@ -148,7 +148,7 @@ def test_open_errors(tmp_path, col):
 
 
 def test_failed_commit_rolls_back_in_memory_state(col, monkeypatch):
-    from granite_index import store
+    from granite_index.collection import store
 
     def boom(self, manifest):
         raise OSError("disk full")
@@ -165,7 +165,7 @@ def test_failed_commit_rolls_back_in_memory_state(col, monkeypatch):
 
 
 def test_failed_create_leaves_nothing(tmp_path, tiny_encoder, monkeypatch):
-    from granite_index import dense_index
+    from granite_index.index import dense as dense_index
 
     def boom(self, path):
         raise OSError("disk full")
@@ -212,7 +212,7 @@ def test_bm25_old_segments_are_cleaned_up(tmp_path):
         col.add([f"d{i}"], [f"document number {i} words"])
     seg_dir = tmp_path / "lex" / "sparse" / "segments"
     on_disk = {p.name for p in seg_dir.iterdir()}
-    assert on_disk == {s.name for s in col.sparse_index.segments}
+    assert on_disk == {s.name for s in col.bm25_index.segments}
     assert sorted(p.name for p in (tmp_path / "lex" / "sparse").iterdir()) == [
         f"{col.manifest.commit:08d}",
         "segments",

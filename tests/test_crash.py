@@ -22,7 +22,8 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from granite_index import Collection, store
+    from granite_index import Collection
+    from granite_index.collection import store
 
     path, mode = sys.argv[1], sys.argv[2]
     col = Collection.open(path, device="cpu")
@@ -73,7 +74,7 @@ def base(tmp_path, tiny_encoder):
 def _check_consistent(col: Collection) -> None:
     ds = col._store.docs()
     assert ds.count_rows() == len(col) == len(col.dense_index) == col.manifest.n_docs
-    assert len(col.sparse_index) == len(col)
+    assert len(col.bm25_index) == len(col)
     keys = np.sort(ds.to_table(columns=["_key"]).column("_key").to_numpy())
     np.testing.assert_array_equal(keys, np.sort(col.dense_index.ids))
 

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from granite_index import DenseIndex
-from granite_index._gpu import GpuFlatSearcher
 from granite_index.errors import DuplicateIdError, UnknownIdError
+from granite_index.index.gpu import GpuFlatSearcher
 from tests.conftest import unit_rows
 
 
@@ -190,7 +190,7 @@ def test_newer_format_is_refused(tmp_path):
 
 
 def test_scan_search_limits_and_topk_kernel_twin():
-    from granite_index._fusion_kernels import topk_rows, topk_rows_numpy
+    from granite_index._kernels.topk import topk_rows, topk_rows_numpy
 
     idx = DenseIndex(8, "flat", device="cpu")
     idx.add(np.arange(10), unit_rows(10, 8))

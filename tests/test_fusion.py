@@ -17,7 +17,7 @@ from granite_index.fusion import (
     LegStats,
     fusion_from_dict,
 )
-from granite_index.fusion_fit import FitResult, default_grid, fit_fusion
+from granite_index.fusion.fit import FitResult, default_grid, fit_fusion
 
 NINF = -np.inf
 
@@ -470,7 +470,7 @@ def test_legstats_from_lists_matches_numpy():
 
 
 def test_top_k_equals_a_lexsort_twin():
-    from granite_index.fusion import _top_k
+    from granite_index.fusion.strategies import top_k_positions
 
     rng = np.random.default_rng(4)
     for m, k in ((30, 7), (30, 30), (5, 9)):
@@ -479,7 +479,7 @@ def test_top_k_equals_a_lexsort_twin():
         fused = rng.integers(-3, 3, (20, m)) * rng.choice([1.0, 1e-30, 1e30], (20, m))
         fused[rng.random((20, m)) < 0.1] = -0.0
         c = Candidates(ids, np.zeros((1, 20, m)), np.zeros((1, 20, m)), ("a",), _stats(1, 20))
-        order, f = _top_k(c, fused, k)
+        order, f = top_k_positions(c, fused, k)
         f32 = np.where(ids >= 0, fused, NINF).astype(np.float32)
         np.testing.assert_array_equal(order, np.lexsort((ids, -f32), axis=-1)[:, :k])
 
@@ -490,7 +490,7 @@ def _stats(n_legs, nq):
 
 
 def test_search_results_and_zero_queries_are_accepted():
-    from granite_index.result import SearchResult
+    from granite_index.types import SearchResult
 
     legs = {leg: SearchResult(np.asarray(i), np.asarray(s)) for leg, (i, s) in _legs().items()}
     c = Candidates.from_legs(legs)
@@ -503,7 +503,7 @@ def test_search_results_and_zero_queries_are_accepted():
 @settings(max_examples=80, deadline=None)
 @given(leg_lists(), st.booleans())
 def test_union_kernel_equals_its_numpy_twin(legs, repeat_an_id):
-    from granite_index._fusion_kernels import union, union_numpy
+    from granite_index._kernels.fusion import union, union_numpy
 
     n = max(i.shape[1] for i, _ in legs.values())
     ids = np.stack(

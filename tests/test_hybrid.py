@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from granite_index import Collection
 from granite_index.cli import main
 from granite_index.fusion import RRF, ConvexFusion
-from granite_index.hybrid import EncodedQueries
+from granite_index.search import EncodedQueries
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,8 @@ def test_lookups_are_each_legs_own_scores(three_legs, scifact_subset):
     col = three_legs
     enc = col.encode_queries(scifact_subset["queries"][:8])
     for leg in ("bm25", "sparse", "dense"):
-        deep = col._leg_search(leg, enc, 200, None)
-        looked = col._leg_score(leg, enc, deep.ids)
+        deep = col.legs[leg].search(enc.get(leg), 200)
+        looked = col.legs[leg].score(enc.get(leg), deep.ids)
         hit = deep.ids >= 0
         if leg == "dense":
             np.testing.assert_allclose(looked[hit], deep.scores[hit], rtol=1e-5, atol=1e-6)

@@ -20,7 +20,13 @@ from click.testing import CliRunner
 
 from granite_index import Collection
 from granite_index.cli import main
-from granite_index.jobs import EncodedDataset, EncodeJobError, encode_corpus, load_summary
+from granite_index.jobs import (
+    EncodedDataset,
+    EncodeJobError,
+    collection_from_encoded,
+    encode_corpus,
+    load_summary,
+)
 from granite_index.jobs.encode import PACE_ENV
 from granite_index.jobs.sources import JsonlSource, ParquetSource, open_source
 
@@ -283,7 +289,7 @@ def test_collection_from_encoded_searches_like_direct_encoding(
             [f"{d['title']} {d['text']}".strip() for d in part],
             [{"title": d["title"]} if d["title"] else None for d in part],
         )
-    built = Collection.from_encoded(tmp_path / "built", enc, bm25=True, chunk_size=16)
+    built = collection_from_encoded(tmp_path / "built", enc, bm25=True, chunk_size=16)
     assert built.modes == direct.modes == ["bm25", "sparse", "dense", "hybrid"]
     queries = ["apple river", "violin note", "silver engine 7"]
     for mode in ("dense", "sparse", "bm25", "hybrid"):
@@ -304,7 +310,7 @@ def test_from_encoded_checks_models_and_completeness(tmp_path, corpus, tiny_bert
     encode_corpus(corpus, enc, model=str(tiny_bert), chunk_size=20, show_progress=False)
     other = Collection.create(tmp_path / "other", model=tiny_roberta)
     with pytest.raises(EncodeJobError, match="differ in"):
-        Collection.from_encoded(other.path, enc)
+        collection_from_encoded(other.path, enc)
     res = CliRunner().invoke(
         main, ["index", "--from-encoded", str(enc), "--out", str(tmp_path / "c"), "--splade"]
     )
@@ -313,7 +319,7 @@ def test_from_encoded_checks_models_and_completeness(tmp_path, corpus, tiny_bert
     ds = EncodedDataset.open(enc)
     lance.write_dataset(ds.ds.to_table().slice(0, 5), part, schema=ds.ds.schema)  # no chunk record
     with pytest.raises(EncodeJobError, match="incomplete"):
-        Collection.from_encoded(tmp_path / "p", part)
+        collection_from_encoded(tmp_path / "p", part)
 
 
 # ---------------------------------------------------------------------- Ray

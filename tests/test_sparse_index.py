@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from granite_index import _sparse_kernels as K
+from granite_index._kernels import segments as SK
+from granite_index._kernels import sparse_scoring as K
 from granite_index.errors import DuplicateIdError, UnknownIdError
-from granite_index.sparse_index import SparseIndex
+from granite_index.index.sparse import SparseIndex
 
 
 def _random_csr(rng, n_docs, n_vocab, max_len=12, impacts=False):
@@ -309,7 +310,7 @@ def test_save_load_round_trip_memory_mapped(tmp_path):
 def test_mapped_term_frequencies_are_released_once_cached(tmp_path, monkeypatch):
     # terms with thousands of postings: their tf pages leave the resident set once the BM25 cache
     # holds them, and results stay those of the in-memory index, before and after a change
-    import granite_index.sparse_index as sp
+    import granite_index.index.segment as sp
 
     rng = np.random.default_rng(3)
     idx = SparseIndex("bm25")
@@ -334,7 +335,7 @@ def test_mapped_term_frequencies_are_released_once_cached(tmp_path, monkeypatch)
 
 
 def test_release_pages(tmp_path):
-    from granite_index._pages import release_pages
+    from granite_index.index.pages import release_pages
 
     def rss_mb() -> float:
         return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
@@ -443,7 +444,7 @@ def test_csr_to_csc_matches_scipy():
     sp = pytest.importorskip("scipy.sparse")
     rng = np.random.default_rng(6)
     indptr, indices, values = _random_csr(rng, 70, 25, impacts=True)
-    term_ids, term_ptr, post_doc, post_w = K.csr_to_csc(
+    term_ids, term_ptr, post_doc, post_w = SK.csr_to_csc(
         indptr, indices.astype(np.uint32), values, 25
     )
     csc = sp.csr_matrix((values, indices, indptr), shape=(70, 25)).tocsc()
@@ -458,17 +459,17 @@ def test_csr_to_csc_matches_scipy():
 def test_dying_postings_and_renumber_match_numpy():
     rng = np.random.default_rng(7)
     indptr, indices, values = _random_csr(rng, 60, 20)
-    term_ids, term_ptr, post_doc, _ = K.csr_to_csc(indptr, indices.astype(np.uint32), values, 20)
+    term_ids, term_ptr, post_doc, _ = SK.csr_to_csc(indptr, indices.astype(np.uint32), values, 20)
     base = 5
     dying = np.zeros(base + 60, np.uint8)
     dying[base + rng.choice(60, 17, replace=False)] = 1
-    got = K.dying_postings(term_ptr, post_doc, base, dying)
+    got = SK.dying_postings(term_ptr, post_doc, base, dying)
     want = [
         dying[base + post_doc[term_ptr[i] : term_ptr[i + 1]]].sum() for i in range(len(term_ids))
     ]
     np.testing.assert_array_equal(got, want)
     remap = np.cumsum(1 - dying) - 1
-    np.testing.assert_array_equal(K.renumber(post_doc, base, 2, remap), remap[base + post_doc] - 2)
+    np.testing.assert_array_equal(SK.renumber(post_doc, base, 2, remap), remap[base + post_doc] - 2)
 
 
 def test_merge_segments_matches_concatenation():
@@ -476,9 +477,9 @@ def test_merge_segments_matches_concatenation():
     a = _random_csr(rng, 30, 15)
     b = _random_csr(rng, 20, 15)
     alive = (rng.random(50) > 0.3).astype(np.uint8)
-    sa = K.csr_to_csc(a[0], a[1].astype(np.uint32), a[2], 15)
-    sb = K.csr_to_csc(b[0], b[1].astype(np.uint32), b[2], 15)
-    term_ids, term_ptr, post_doc, post_w = K.merge_segments(*sa, 0, *sb, 30, alive)
+    sa = SK.csr_to_csc(a[0], a[1].astype(np.uint32), a[2], 15)
+    sb = SK.csr_to_csc(b[0], b[1].astype(np.uint32), b[2], 15)
+    term_ids, term_ptr, post_doc, post_w = SK.merge_segments(*sa, 0, *sb, 30, alive)
     # numpy twin: triples (term, doc, weight) of live documents, sorted by term then doc
     trip = []
     for (t_ids, t_ptr, p_doc, p_w), base in ((sa, 0), (sb, 30)):

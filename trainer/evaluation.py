@@ -61,8 +61,8 @@ def evaluate(
         Each metric's mean over the judged queries, e.g. ``{"ndcg@10": 0.64, ...}``.
     """
     from granite_index import Collection
-    from granite_index.eval import evaluate as score
-    from granite_index.eval import load_beir, run_from_result
+    from granite_index.collection import evaluate_beir, index_beir
+    from granite_index.eval import load_beir
 
     if kind not in ("auto", "dense", "sparse"):
         raise ValueError(f"kind must be 'auto', 'dense' or 'sparse'; got {kind!r}")
@@ -70,8 +70,6 @@ def evaluate(
         raise ValueError("metrics must be a non-empty sequence such as ('ndcg@10',)")
     kind = model_kind(model_dir) if kind == "auto" else kind
     data = load_beir(beir_dir, split=split)
-    docs = [(i, t) for i, t in zip(data.doc_ids, data.documents()) if t.strip()]
-    qids, queries = data.eval_queries()
     k = max(int(m.partition("@")[2] or 10) for m in metrics)
     with tempfile.TemporaryDirectory(prefix="granite-eval-") as tmp:
         if kind == "dense":
@@ -84,10 +82,9 @@ def evaluate(
                 sparse_model=model_dir,
                 sparse_params={"batch_size": batch_size},
             )
-        col.add([i for i, _ in docs], [t for _, t in docs])
-        result = col.search(queries, k=k, mode="dense" if kind == "dense" else "sparse")
-        run = run_from_result(result, qids)
-    return score(data.qrels, run, tuple(metrics))
+        index_beir(col, data, chunk_size=max(len(data.doc_ids), 1), show_progress=False)
+        mode = "dense" if kind == "dense" else "sparse"
+        return evaluate_beir(col, data, mode=mode, k=k, metrics=metrics).scores
 
 
 def _fmt(value: float) -> str:

@@ -93,7 +93,7 @@ class MiningConfig:
 
 
 def _check_inputs(examples: Any, corpus: Any) -> tuple[list[TrainExample], list[str]]:
-    from granite_index._validate import check_texts
+    from granite_index.validate import check_texts
 
     if isinstance(examples, TrainExample) or not isinstance(examples, Sequence):
         raise TypeError("examples must be a sequence of TrainExample")

@@ -26,11 +26,11 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from granite_index._validate import check_texts
-from granite_index.encoders.dense import _model_max_length, _quiet_transformers
+from granite_index.encoders.hf import model_max_length, quiet_transformers
 from granite_index.encoders.pooling import POOLERS
 from granite_index.encoders.resolve import DEFAULT_SPARSE_MODEL, resolve_model
 from granite_index.encoders.st_config import read_folder_config, read_splade_folder
+from granite_index.validate import check_texts
 
 __all__ = ["BiEncoder", "SpladeModel", "truncate_layers"]
 
@@ -137,11 +137,11 @@ class BiEncoder(_TextModel):
         folder = read_folder_config(source.path)
         self.source = source.name
         self.tokenizer = AutoTokenizer.from_pretrained(folder.transformer_path)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.backbone = AutoModel.from_pretrained(folder.transformer_path).float()
         self.pooling = pooling or folder.pooling or "cls"
         self.normalize = bool(normalize)
-        limit = _model_max_length(self.backbone.config, self.tokenizer)
+        limit = model_max_length(self.backbone.config, self.tokenizer)
         self.max_length = min(max_length or folder.max_length or limit, limit)
         self.query_prefix = folder.query_prefix or ""
         self.document_prefix = folder.document_prefix or ""
@@ -172,7 +172,7 @@ class BiEncoder(_TextModel):
         pathlib.Path
         """
         out = self._out_dir(out_dir, card)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.backbone.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
         modules = [
@@ -247,10 +247,10 @@ class SpladeModel(_TextModel):
         folder = read_splade_folder(source.path)
         self.source = source.name
         self.tokenizer = AutoTokenizer.from_pretrained(folder.transformer_path)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.mlm = AutoModelForMaskedLM.from_pretrained(folder.transformer_path).float()
         self.activation = folder.activation
-        limit = _model_max_length(self.mlm.config, self.tokenizer)
+        limit = model_max_length(self.mlm.config, self.tokenizer)
         self.max_length = min(max_length or folder.max_length or limit, limit)
         self.query_prefix = folder.query_prefix or ""
         self.document_prefix = folder.document_prefix or ""
@@ -323,7 +323,7 @@ class SpladeModel(_TextModel):
             Markdown written to ``README.md``.
         """
         out = self._out_dir(out_dir, card)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.mlm.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
         kind = "sentence_transformers.sparse_encoder.modules."
@@ -411,7 +411,7 @@ def truncate_layers(
         raise FileExistsError(f"out {out} exists and is not an empty folder")
     arch = (getattr(config, "architectures", None) or [None])[0]
     cls = getattr(transformers, arch, None) if arch else None
-    with _quiet_transformers():
+    with quiet_transformers():
         model = (cls or transformers.AutoModel).from_pretrained(folder)
     parent, attr = _layer_list(model, total)
     setattr(parent, attr, torch.nn.ModuleList([getattr(parent, attr)[i] for i in layers]))
@@ -422,6 +422,6 @@ def truncate_layers(
         ignore=shutil.ignore_patterns(*_WEIGHT_FILES, "README.md", "checkpoints", ".git", "onnx"),
         dirs_exist_ok=True,
     )
-    with _quiet_transformers():
+    with quiet_transformers():
         model.save_pretrained(out / folder.relative_to(source.path))
     return out

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from granite_index._validate import check_texts
-from granite_index.encoders.dense import _model_max_length, _quiet_transformers
+from granite_index.encoders.hf import model_max_length, quiet_transformers
 from granite_index.encoders.resolve import resolve_model
 from granite_index.encoders.st_config import read_folder_config
+from granite_index.validate import check_texts
 
 __all__ = ["RetroMAE", "mask_tokens"]
 
@@ -105,7 +105,7 @@ class RetroMAE(torch.nn.Module):
         self.tokenizer = AutoTokenizer.from_pretrained(folder.transformer_path)
         if self.tokenizer.mask_token_id is None:
             raise ValueError(f"the tokenizer of {source.name} has no mask token")
-        with _quiet_transformers():
+        with quiet_transformers():
             self.mlm = AutoModelForMaskedLM.from_pretrained(folder.transformer_path).float()
         cfg = self.mlm.config
         self.head = _mlm_head(self.mlm)
@@ -118,7 +118,7 @@ class RetroMAE(torch.nn.Module):
             layer_norm_eps=getattr(cfg, "layer_norm_eps", 1e-12),
             batch_first=True,
         )
-        limit = _model_max_length(cfg, self.tokenizer)
+        limit = model_max_length(cfg, self.tokenizer)
         self.max_length = min(int(max_length or limit), limit)
 
     def tokenize(self, texts: Any, max_length: int | None = None) -> dict[str, Tensor]:
@@ -180,7 +180,7 @@ class RetroMAE(torch.nn.Module):
             raise TypeError(f"card must be a str (markdown) or None; got {type(card).__name__}")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.mlm.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
         if self.folder_max_length:  # keep the start model's inference length (e.g. 256)

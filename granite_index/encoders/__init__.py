@@ -1,5 +1,9 @@
 """Text encoders: dense bi-encoder (CLS / mean pooling), SPLADE sparse encoder, model resolution,
-the BM25 analyzer.
+the BM25 analyzer, and the Hugging Face helpers (:mod:`granite_index.encoders.hf`) the trainer
+shares.
+
+Imports: the shared modules and :mod:`granite_index._kernels` (term counting); never an index,
+storage or search. Tests: ``tests/encoders/``.
 
 Names load lazily, so that lexical-only users (``Analyzer``, ``SparseIndex``) never import torch.
 """
@@ -18,7 +22,7 @@ _EXPORTS = {
     "DEFAULT_SPARSE_MODEL": "granite_index.encoders.resolve",
     "SparseEncoder": "granite_index.encoders.sparse",
     "SparseEncoderConfig": "granite_index.encoders.sparse",
-    "SparseVectors": "granite_index.encoders.sparse",
+    "SparseVectors": "granite_index.types",
     "Analyzer": "granite_index.encoders.analyzer",
     "Vocabulary": "granite_index.encoders.analyzer",
 }

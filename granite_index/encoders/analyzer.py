@@ -430,7 +430,7 @@ def _counts(lens: list[int], flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     np.cumsum(lens, out=indptr[1:])
     if len(flat) == 0:
         return indptr, np.zeros(0, np.uint32), np.zeros(0, np.float32)
-    from granite_index._sparse_kernels import count_terms
+    from granite_index._kernels.terms import count_terms
 
     return count_terms(indptr, flat, int(flat.max()) + 1)
 
@@ -438,7 +438,7 @@ def _counts(lens: list[int], flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 def counts_csr(indptr: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows of term ids (with repeats) → CSR of (sorted unique term id, count) per row.
 
-    Plain numpy (a sort); the numpy twin of ``_sparse_kernels.count_terms``, which indexing uses.
+    Plain numpy (a sort); the numpy twin of :func:`granite_index._kernels.terms.count_terms`, which indexing uses.
     """
     n = len(indptr) - 1
     if len(flat) == 0:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -12,10 +10,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from granite_index._validate import check_texts
+from granite_index.encoders.hf import cpu_has_bf16, model_max_length, quiet_transformers
 from granite_index.encoders.pooling import POOLERS
 from granite_index.encoders.resolve import ModelSource, resolve_model
 from granite_index.encoders.st_config import Pooling, read_folder_config
+from granite_index.validate import check_texts
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -36,19 +35,6 @@ class DenseEncoderConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def cpu_has_bf16() -> bool:
-    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX), so autocast pays off."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
 
 
 def resolve_precision(precision: Precision, device: torch.device) -> str:
@@ -123,11 +109,11 @@ class DenseEncoder:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.precision = resolve_precision(precision, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(folder.transformer_path)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.model = AutoModel.from_pretrained(folder.transformer_path)
         self.model.eval().to(self.device)
         self.batch_size = batch_size
-        limit = _model_max_length(self.model.config, self.tokenizer)
+        limit = model_max_length(self.model.config, self.tokenizer)
         length = max_length or folder.max_length or limit
         self.config = DenseEncoderConfig(
             model=self.source.name,
@@ -248,28 +234,3 @@ class DenseEncoder:
         if self.config.normalize:
             emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
         return emb.cpu().numpy()
-
-
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load report (an unused pooler head is expected for encoders)."""
-    from transformers.utils import logging as hf_logging
-
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _model_max_length(config: Any, tokenizer: Any) -> int:
-    """Longest input the model takes (RoBERTa reserves 2 positions for its padding offset)."""
-    positions = getattr(config, "max_position_embeddings", 512)
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        positions -= 2
-    tok_max = getattr(tokenizer, "model_max_length", positions) or positions
-    return int(min(positions, tok_max))

@@ -34,10 +34,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from granite_index._validate import check_texts
-from granite_index.encoders.dense import _model_max_length, _quiet_transformers, cpu_has_bf16
+from granite_index.encoders.hf import cpu_has_bf16, model_max_length, quiet_transformers
 from granite_index.encoders.resolve import DEFAULT_SPARSE_MODEL, ModelSource, resolve_model
 from granite_index.encoders.st_config import Activation, read_splade_folder
+from granite_index.types import SparseVectors
+from granite_index.validate import check_texts
 
 #: Token positions per block of the vocabulary projection (more when one text is longer).
 _BLOCK_POSITIONS = 512
@@ -48,82 +49,6 @@ _BLOCK_VOCAB = 2048
 #: (3u + u**2 + hidden * 2**-24) * sum_i |h_i w_i| <= 3.1u ||h|| ||w|| for hidden sizes up to
 #: 1024 (Cauchy-Schwarz for the last step); 4u = 2**-6 leaves headroom.
 _SCREEN_MARGIN = 2.0**-6
-
-
-@dataclass(frozen=True)
-class SparseVectors:
-    """Sparse term-weight vectors of ``n`` texts in CSR form.
-
-    Row ``i`` holds term ids ``indices[indptr[i]:indptr[i + 1]]`` (ascending, unique) and their
-    weights ``values[indptr[i]:indptr[i + 1]]`` (> 0). Pass ``.tocsr()`` or the three arrays to
-    :meth:`granite_index.SparseIndex.add` / ``search``.
-
-    Attributes
-    ----------
-    indptr : numpy.ndarray of int64, shape (n + 1,)
-        Row offsets, ``indptr[0] == 0``.
-    indices : numpy.ndarray of uint32, shape (nnz,)
-        Term ids (vocabulary ids of the model's tokenizer), sorted ascending within each row.
-    values : numpy.ndarray of float32, shape (nnz,)
-        Term weights.
-    vocab_size : int
-        Number of columns (the model's vocabulary size).
-    """
-
-    indptr: np.ndarray
-    indices: np.ndarray
-    values: np.ndarray
-    vocab_size: int
-
-    def __post_init__(self) -> None:
-        for name, dtype in (("indptr", np.int64), ("indices", np.uint32), ("values", np.float32)):
-            arr = getattr(self, name)
-            if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != 1:
-                raise TypeError(f"{name} must be a one-dimensional {np.dtype(dtype)} numpy array")
-        if isinstance(self.vocab_size, bool) or not isinstance(self.vocab_size, (int, np.integer)):
-            raise TypeError(f"vocab_size must be an int; got {type(self.vocab_size).__name__}")
-        if len(self.indptr) < 1 or self.indptr[0] != 0:
-            raise ValueError("indptr must have n + 1 >= 1 entries and start at 0")
-        nnz = int(self.indptr[-1])
-        if len(self.indices) != nnz or len(self.values) != nnz:
-            raise ValueError(
-                f"indices ({len(self.indices)}) and values ({len(self.values)}) must have "
-                f"indptr[-1] = {nnz} entries"
-            )
-
-    @classmethod
-    def empty(cls, vocab_size: int) -> SparseVectors:
-        """Zero rows."""
-        return cls(
-            np.zeros(1, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.float32), vocab_size
-        )
-
-    def __len__(self) -> int:
-        return len(self.indptr) - 1
-
-    @property
-    def nnz(self) -> int:
-        """Stored entries over all rows."""
-        return int(self.indptr[-1])
-
-    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Row ``i`` as (term ids uint32 (m,), weights float32 (m,)), term ids ascending."""
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"row must be an int; got {type(i).__name__}")
-        n = len(self)
-        if not -n <= i < n:
-            raise ValueError(f"row {i} is out of range for {n} rows")
-        i = int(i) % n
-        lo, hi = self.indptr[i], self.indptr[i + 1]
-        return self.indices[lo:hi], self.values[lo:hi]
-
-    def tocsr(self) -> Any:
-        """A ``scipy.sparse.csr_matrix`` of shape (n, vocab_size), float32 (shares the arrays)."""
-        from scipy.sparse import csr_matrix
-
-        return csr_matrix(
-            (self.values, self.indices, self.indptr), shape=(len(self), self.vocab_size)
-        )
 
 
 @dataclass(frozen=True)
@@ -234,11 +159,11 @@ class SparseEncoder:
             )
         self.screen = native_bf16 if screen is None else bool(screen)
         self.tokenizer = AutoTokenizer.from_pretrained(folder.transformer_path)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.model = AutoModelForMaskedLM.from_pretrained(folder.transformer_path)
         self.model.eval().float().to(self.device)  # fp32 whatever the checkpoint's dtype
         self.batch_size = int(batch_size)
-        limit = _model_max_length(self.model.config, self.tokenizer)
+        limit = model_max_length(self.model.config, self.tokenizer)
         self._decoder = self._find_decoder()
         vocab_size = int(self.model.config.vocab_size)
         if self._decoder is not None:

@@ -22,11 +22,11 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
+from granite_index.fileio import exclusive_lock
 from granite_index.jobs import dataset as encoded
 from granite_index.jobs.dataset import EncodedDataset, EncodeJobError, JobSpec, Progress
 from granite_index.jobs.encoding import EncoderSpec, Pool
 from granite_index.jobs.sources import Chunk, open_source
-from granite_index.store import exclusive_lock
 
 log = logging.getLogger("granite_index.jobs")
 

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-from tqdm.auto import tqdm
-
+from granite_index.collection import Batch, Collection, ingest
 from granite_index.jobs.dataset import EncodedBatch, EncodedDataset, EncodeJobError, JobSpec
-
-if TYPE_CHECKING:  # pragma: no cover
-    from granite_index.collection import Collection
 
 #: Encoder config fields that do not change document vectors (the model's name is checked
 #: through its revision: a content hash, or the Hugging Face commit).
@@ -62,8 +56,6 @@ def collection_from_encoded(
         ``encoded`` is not an encoded dataset, is incomplete (unless ``partial``), or was
         encoded with other models than the collection's.
     """
-    from granite_index.collection import Collection
-
     ds = EncodedDataset.open(encoded)
     progress = ds.progress()
     if not (progress.done or partial):
@@ -71,7 +63,7 @@ def collection_from_encoded(
             f"{encoded} is incomplete ({progress.end} input records encoded so far): re-run its "
             "`granite-index encode` command to finish it, or pass partial=True"
         )
-    if (Path(path) / "manifest.json").is_file():
+    if Collection.exists(path):
         col = Collection.open(path, precision=precision, batch_size=batch_size, device=device)
     else:
         col = _create(
@@ -93,8 +85,6 @@ def _create(
     batch_size: int,
     device: str,
 ) -> Collection:
-    from granite_index.collection import Collection
-
     encoder = sparse_encoder = None
     if spec.encoder is not None:
         from granite_index.encoders.dense import DenseEncoder
@@ -147,51 +137,18 @@ def check_encoders(col: Collection, ds: EncodedDataset) -> None:
 def index_encoded(
     col: Collection, ds: EncodedDataset, *, chunk_size: int = 4096, show_progress: bool = False
 ) -> int:
-    """Add the dataset's documents that ``col`` lacks, ``chunk_size`` per commit.
-
-    Returns the number of documents added.
-    """
-    added = 0
-    with tqdm(total=ds.ds.count_rows(), unit="doc", desc="index", disable=not show_progress) as bar:
-        for batch in ds.batches(chunk_size):
-            keep = [i for i, doc_id in enumerate(batch.ids) if doc_id not in col]
-            if keep:
-                _add(col, _take(batch, keep) if len(keep) < len(batch.ids) else batch)
-                added += len(keep)
-            bar.update(len(batch.ids))
-    return added
+    """Add the dataset's documents that ``col`` lacks, ``chunk_size`` per commit (through the
+    collection's one resumable ingest loop). Returns the number of documents added."""
+    batches = (_batch(col, b) for b in ds.batches(chunk_size))
+    return ingest(col, batches, total=ds.ds.count_rows(), show_progress=show_progress)
 
 
-def _add(col: Collection, batch: EncodedBatch) -> None:
-    metadata = [{"title": t} if t else None for t in batch.titles]
-    col.add(
-        batch.ids,
-        batch.texts,
-        metadata,
+def _batch(col: Collection, batch: EncodedBatch) -> Batch:
+    """An encoded batch as the collection's ingest takes it (the vectors its legs use)."""
+    return Batch(
+        list(batch.ids),
+        list(batch.texts),
+        [{"title": t} if t else None for t in batch.titles],
         vectors=batch.vectors if col.dense_index is not None else None,
         sparse_vectors=batch.sparse if col.splade_index is not None else None,
-    )
-
-
-def _take(batch: EncodedBatch, keep: list[int]) -> EncodedBatch:
-    """The rows ``keep`` of ``batch``."""
-    from granite_index.encoders.sparse import SparseVectors
-
-    sparse = None
-    if batch.sparse is not None:
-        rows = [batch.sparse.row(i) for i in keep]
-        counts = np.array([len(r[0]) for r in rows], np.int64)
-        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        sparse = SparseVectors(
-            indptr,
-            np.concatenate([r[0] for r in rows]).astype(np.uint32),
-            np.concatenate([r[1] for r in rows]).astype(np.float32),
-            batch.sparse.vocab_size,
-        )
-    return EncodedBatch(
-        [batch.ids[i] for i in keep],
-        [batch.texts[i] for i in keep],
-        [batch.titles[i] for i in keep],
-        None if batch.vectors is None else batch.vectors[keep],
-        sparse,
     )

@@ -1,6 +1,7 @@
 """Hybrid search over a LanceDB table: the sparse leg (our index), LanceDB's own vector search
-(``"dense"``) and optionally LanceDB's full-text search (``"fts"``), fused with
-:mod:`granite_index.fusion` as the engine's :mod:`granite_index.hybrid` does.
+(``"dense"``) and optionally LanceDB's full-text search (``"fts"``), fused by the engine's
+:class:`~granite_index.search.HybridSearcher`: each is a :class:`~granite_index.search.Leg` over
+the table.
 
 Each leg returns its top ``depth`` rows for the query, with ``where`` applied as a prefilter to
 every leg (LanceDB's ``prefilter=True`` for dense and FTS; exact filtered search for sparse). A
@@ -18,33 +19,95 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from granite_index._validate import check_k
-from granite_index.fusion import ConvexFusion, Fusion, as_fusion, fuse_results
+from granite_index.fusion import Fusion, as_fusion
 from granite_index.lancedb.columns import sparse_column
 from granite_index.lancedb.sparse import check_query, check_where, rows, search_ids, synced_index
+from granite_index.search import HybridSearcher, Leg, LegHits, check_depth, check_leg_names
+from granite_index.validate import check_k
 
 LEGS = ("sparse", "dense", "fts")
-DEFAULT_DEPTH = 100
 
 
-def _legs(legs: Any) -> tuple[str, ...]:
-    if isinstance(legs, str) or not isinstance(legs, Sequence):
-        raise TypeError("legs must be a sequence of leg names, e.g. ['sparse', 'dense']")
-    legs = tuple(legs)
-    for leg in legs:
-        if leg not in LEGS:
-            raise ValueError(f"unknown leg {leg!r}; legs are {LEGS}")
-    if len(set(legs)) != len(legs):
-        raise ValueError(f"legs repeat: {legs}")
-    if len(legs) < 2:
-        raise ValueError(f"hybrid search needs at least two legs; got {list(legs)}")
-    return legs
+def _one_row(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return ids.astype(np.int64)[None, :], scores.astype(np.float32)[None, :]
 
 
-def _fusion(fusion: Any, legs: tuple[str, ...]) -> Fusion:
-    if fusion is None:
-        return ConvexFusion({leg: 1.0 for leg in legs}, "minmax")
-    return as_fusion(fusion)
+def _no_lookup(ids: np.ndarray) -> np.ndarray:
+    return np.full(ids.shape, np.nan, np.float32)
+
+
+class _TableLeg:
+    """A leg over a LanceDB table for one query; ``where`` prefilters every list."""
+
+    name: str
+
+    def __init__(self, where: str | None) -> None:
+        self.where = where
+
+    def encode_queries(self, texts: list[str]) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def search(self, queries: Any, k: int, *, threads: int | None = None) -> Any:
+        raise NotImplementedError("a table leg answers hybrid search only; use retrieve")
+
+    def score(self, queries: Any, ids: np.ndarray) -> np.ndarray:
+        return self.retrieve(queries, 1).lookup(ids)
+
+
+class DenseTableLeg(_TableLeg):
+    """LanceDB's own vector search (cosine), with the embedding function of the column."""
+
+    name = "dense"
+
+    def __init__(self, tbl: Any, column: str, function: Any, where: str | None) -> None:
+        super().__init__(where)
+        self.tbl, self.column, self.function = tbl, column, function
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(
+            self.function.compute_query_embeddings_with_retry(texts[0])[0], np.float32
+        )
+
+    def retrieve(self, queries: Any, depth: int, *, threads: int | None = None) -> LegHits:
+        ids, scores = _dense_leg(self.tbl, self.column, queries, depth, self.where)
+        return LegHits(*_one_row(ids, scores), _dense_lookup(self.tbl, self.column, queries))
+
+
+class FtsTableLeg(_TableLeg):
+    """LanceDB's full-text search (BM25 ``_score``); it has no lookup of other rows' scores."""
+
+    name = "fts"
+
+    def __init__(self, tbl: Any, fts_columns: Any, where: str | None) -> None:
+        super().__init__(where)
+        self.tbl, self.fts_columns = tbl, fts_columns
+
+    def encode_queries(self, texts: list[str]) -> str:
+        return texts[0]
+
+    def retrieve(self, queries: Any, depth: int, *, threads: int | None = None) -> LegHits:
+        ids, scores = _fts_leg(self.tbl, queries, self.fts_columns, depth, self.where)
+        return LegHits(*_one_row(ids, scores), _no_lookup)
+
+
+class SparseTableLeg(_TableLeg):
+    """The engine's SPLADE index over the table's sparse field, synced to the table's version
+    (use inside :func:`~granite_index.lancedb.sparse.synced_index`)."""
+
+    name = "sparse"
+
+    def __init__(self, index: Any, ds: Any, function: Any, where: str | None) -> None:
+        super().__init__(where)
+        self.index, self.ds, self.function = index, ds, function
+
+    def encode_queries(self, texts: list[str]) -> Any:
+        return self.function.encode_queries(texts)
+
+    def retrieve(self, queries: Any, depth: int, *, threads: int | None = None) -> LegHits:
+        q = queries
+        prepared = self.index.prepare((q.indptr, q.indices.astype(np.int64), q.values))
+        ids, scores = search_ids(self.index, self.ds, prepared, depth, self.where)
+        return LegHits(*_one_row(ids, scores), lambda want: self.index.score(prepared, want))
 
 
 def vector_column_and_function(
@@ -185,34 +248,30 @@ def hybrid_search(
         The rows, best first, with the table's columns and ``_relevance_score`` (float32).
     """
     query, k, where = check_query(query), check_k(k), check_where(where)
-    legs = _legs(legs)
-    fusion = _fusion(fusion, legs)
-    depth = max(k, DEFAULT_DEPTH) if depth is None else check_k(depth)
-    if depth < k:
-        raise ValueError(f"depth ({depth}) must be >= k ({k})")
-    results: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    lookup: dict[str, Any] = {}
+    legs = check_leg_names(legs, LEGS, known=LEGS)
+    fusion = as_fusion(fusion) if fusion is not None else None
+    depth = check_depth(depth, k)
+    table_legs: dict[str, Leg] = {}
     if "dense" in legs:
         column, func = vector_column_and_function(tbl, vector_column, embedding)
-        qvec = np.asarray(func.compute_query_embeddings_with_retry(query)[0], np.float32)
-        results["dense"] = _dense_leg(tbl, column, qvec, depth, where)
-        lookup["dense"] = _dense_lookup(tbl, column, qvec)
+        table_legs["dense"] = DenseTableLeg(tbl, column, func, where)
     if "fts" in legs:
-        results["fts"] = _fts_leg(tbl, query, fts_columns, depth, where)
+        table_legs["fts"] = FtsTableLeg(tbl, fts_columns, where)
+    inputs = {name: leg.encode_queries([query]) for name, leg in table_legs.items()}
     if "sparse" not in legs:
-        return _fused_rows(tbl, fusion, results, k, lookup, with_row_id)
-    q = sparse_column(tbl, sparse).function.encode_queries([query])
+        return _fused_rows(tbl, table_legs, inputs, fusion, k, depth, with_row_id)
+    function = sparse_column(tbl, sparse).function
+    inputs["sparse"] = function.encode_queries([query])  # before the index's lock
     with synced_index(tbl, sparse) as (index, ds):
-        prepared = index.prepare((q.indptr, q.indices.astype(np.int64), q.values))
-        results["sparse"] = search_ids(index, ds, prepared, depth, where)
-        lookup["sparse"] = lambda ids: index.score(prepared, ids)
-        return _fused_rows(tbl, fusion, results, k, lookup, with_row_id)
+        table_legs["sparse"] = SparseTableLeg(index, ds, function, where)
+        return _fused_rows(tbl, table_legs, inputs, fusion, k, depth, with_row_id)
 
 
-def _fused_rows(tbl, fusion, results, k, lookup, with_row_id) -> pa.Table:
-    if not any(len(i) for i, _ in results.values()):
+def _fused_rows(tbl, legs, inputs, fusion, k, depth, with_row_id) -> pa.Table:
+    searcher = HybridSearcher(legs, fusion)
+    hits = searcher.retrieve(inputs, depth)
+    if not any(h.ids.shape[1] for h in hits.values()):
         return rows(tbl, np.zeros(0, np.int64), "_relevance_score", np.zeros(0), with_row_id)
-    lists = {leg: (i[None, :], s[None, :]) for leg, (i, s) in results.items()}
-    ids, scores = fuse_results(fusion, lists, k, lookup)
+    ids, scores = searcher.fuse(hits, k)
     found = ids[0] >= 0
     return rows(tbl, ids[0][found], "_relevance_score", scores[0][found], with_row_id)

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from granite_index._validate import check_k
+from granite_index.index import SparseIndex
 from granite_index.lancedb.columns import SparseColumn, csr_from_lists, encode_column, sparse_column
-from granite_index.sparse_index import SparseIndex
+from granite_index.validate import check_k, check_queries
 
 #: score only the rows a filter keeps when they are at most this fraction of the table
 DIRECT_FRACTION = 0.25
@@ -53,11 +53,10 @@ class _Synced:
 
 
 def check_query(query: Any) -> str:
+    """One query text (the engine's one query check, for a single str)."""
     if not isinstance(query, str):
         raise TypeError(f"query must be a str; got {type(query).__name__}")
-    if not query.strip():
-        raise ValueError("query is empty")
-    return query
+    return check_queries(query, "query")[0]
 
 
 def check_where(where: Any) -> str | None:

@@ -108,7 +108,7 @@ def test_counts_csr_matches_counter():
 
 
 def test_count_terms_kernel_matches_numpy_twin():
-    from granite_index._sparse_kernels import count_terms
+    from granite_index._kernels.terms import count_terms
 
     rng = np.random.default_rng(1)
     lens = rng.integers(0, 12, 50)

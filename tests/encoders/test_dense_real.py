@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from granite_index import DenseEncoder
-from granite_index.encoders.dense import cpu_has_bf16
+from granite_index.encoders.hf import cpu_has_bf16
 
 
 def test_bundled_matches_sentence_transformers(bundled_encoder, scifact_subset):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from granite_index.encoders.dense import cpu_has_bf16
+from granite_index.encoders.hf import cpu_has_bf16
 from granite_index.encoders.sparse import SparseEncoder, SparseVectors
 from granite_index.encoders.st_config import read_splade_folder
 

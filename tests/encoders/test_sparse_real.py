@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from granite_index.encoders.dense import cpu_has_bf16
+from granite_index.encoders.hf import cpu_has_bf16
 from granite_index.encoders.resolve import DEFAULT_SPARSE_MODEL
 from granite_index.encoders.sparse import SparseEncoder
 from tests.conftest import BEIR

@@ -13,9 +13,11 @@ from typing import Any, Literal
 import faiss
 import numpy as np
 
-from granite_index._validate import check_k, check_matrix, preview
-from granite_index.errors import DuplicateIdError, UnknownIdError
-from granite_index.result import SearchResult, empty_result
+from granite_index._kernels.topk import topk_rows
+from granite_index.errors import DuplicateIdError, FormatVersionError, UnknownIdError
+from granite_index.index.positions import KeyPositions
+from granite_index.types import SearchResult, empty_result
+from granite_index.validate import check_k, check_matrix, preview
 
 IndexKind = Literal["flat", "hnsw", "ivfpq"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -86,7 +88,7 @@ class DenseIndex:
         self._pos: dict[int, int] = {}
         self._n_dead_in_faiss = 0  # deleted positions still inside the FAISS structure
         self._gpu: Any = None  # lazily built GPU copy (flat only)
-        self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # sorted live ids, positions
+        self._lookup: KeyPositions | None = None
         self._xb: tuple[tuple[int, int], np.ndarray] | None = None  # view of a flat index's vectors
 
     # ------------------------------------------------------------------ building
@@ -295,8 +297,6 @@ class DenseIndex:
             position), padded with -1 / -inf; ``lookup(ids)`` maps int64 (n_queries, m) ids to
             their float32 scores, NaN for -1 and for ids not in the index.
         """
-        from granite_index._fusion_kernels import topk_rows
-
         xb = self._flat_vectors()
         if xb is None:
             return None
@@ -342,14 +342,8 @@ class DenseIndex:
     def _positions(self, ids: np.ndarray) -> np.ndarray:
         """Live positions of ``ids`` int64 (n,), -1 where absent or deleted (vectorised)."""
         if self._lookup is None:
-            live = np.flatnonzero(self._alive)
-            order = np.argsort(self._ids[live], kind="stable")
-            self._lookup = (self._ids[live][order], live[order])
-        sorted_ids, pos = self._lookup
-        if len(sorted_ids) == 0:
-            return np.full(len(ids), -1, np.int64)
-        i = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-        return np.where(sorted_ids[i] == ids, pos[i], -1)
+            self._lookup = KeyPositions(self._ids, self._alive)
+        return self._lookup.find(ids)
 
     def _search_positions(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.config.kind == "flat" and self._use_gpu():
@@ -372,7 +366,7 @@ class DenseIndex:
     def _use_gpu(self) -> bool:
         if self.device == "cpu":
             return False
-        from granite_index._gpu import gpu_available
+        from granite_index.index.gpu import gpu_available
 
         available = gpu_available()
         if self.device == "cuda" and not available:
@@ -380,7 +374,7 @@ class DenseIndex:
         return available
 
     def _search_gpu(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        from granite_index._gpu import GpuFlatSearcher
+        from granite_index.index.gpu import GpuFlatSearcher
 
         if self._gpu is None:
             vectors = self._index.reconstruct_n(0, self._index.ntotal)
@@ -411,8 +405,6 @@ class DenseIndex:
         cfg = dict(meta["config"])
         version = cfg.pop("format_version")
         if version > FORMAT_VERSION:
-            from granite_index.errors import FormatVersionError
-
             raise FormatVersionError(
                 f"{path} holds a dense index of format {version}; this granite-index reads up to "
                 f"{FORMAT_VERSION}. Upgrade granite-index."

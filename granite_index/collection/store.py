@@ -20,11 +20,9 @@ writing.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,6 +32,7 @@ import lance
 import pyarrow as pa
 
 from granite_index.errors import FormatVersionError, NotACollectionError
+from granite_index.fileio import exclusive_lock, make_temp_dir, write_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -83,21 +82,6 @@ def docs_schema(dim: int | None, id_type: str) -> pa.Schema:
     return pa.schema(fields)
 
 
-@contextlib.contextmanager
-def exclusive_lock(lock_file: Path, busy: Exception) -> Iterator[None]:
-    """Hold an exclusive, non-blocking flock on ``lock_file`` (created if missing; released if the
-    process dies); raise ``busy`` when another process holds it."""
-    with open(lock_file, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise busy from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 class Store:
     """Reads and commits a collection folder. One writer at a time (see :meth:`writer`)."""
 
@@ -125,19 +109,24 @@ class Store:
                 raise FileExistsError(f"{path} already exists and is not an empty folder")
             path.rmdir()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _mkdtemp(path.parent, f".{path.name}.")
+        tmp = make_temp_dir(path.parent, f".{path.name}.")
         try:
             if dense_index is not None:
                 dense_index.save(tmp / DENSE / f"{manifest.commit:08d}")
             for name, index in (sparse_indexes or {}).items():
                 folder = tmp / SPARSE_DIRS[name]
                 index.save(folder / f"{manifest.commit:08d}", segments_dir=folder / "segments")
-            _write_atomic(tmp / MANIFEST, manifest.to_json())
+            write_atomic(tmp / MANIFEST, manifest.to_json())
             os.replace(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return cls(path, manifest)
+
+    @staticmethod
+    def exists(path: str | os.PathLike[str]) -> bool:
+        """True when ``path`` holds a committed manifest."""
+        return (Path(path) / MANIFEST).is_file()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Store:
@@ -224,8 +213,9 @@ class Store:
         _save_into(final, lambda tmp: index.save(tmp, segments_dir=final.parent / "segments"))
 
     def commit(self, manifest: Manifest) -> None:
-        """Make ``manifest`` the collection's state (atomic), then drop files no commit needs."""
-        _write_atomic(self.path / MANIFEST, manifest.to_json())
+        """Make ``manifest`` the collection's state (atomic), then drop the commit folders of
+        earlier commits (their segments: :meth:`drop_unused_segments`)."""
+        write_atomic(self.path / MANIFEST, manifest.to_json())
         self.manifest = manifest
         keep = self.dense_dir().name
         for old in (self.path / DENSE).glob("*"):
@@ -234,45 +224,23 @@ class Store:
         for name, config in (("bm25", manifest.sparse_index), ("splade", manifest.splade_index)):
             if config is None:
                 continue
-            from granite_index.sparse_index import SparseIndex
-
             current = self.sparse_dir(name=name)
-            used = SparseIndex.segment_names(current)
             for old in current.parent.glob("*"):
                 if old.name not in (current.name, "segments"):
                     shutil.rmtree(old, ignore_errors=True)
-            for seg in (current.parent / "segments").glob("*"):
-                if seg.name not in used:
-                    shutil.rmtree(seg, ignore_errors=True)
+
+    def drop_unused_segments(self, name: str, used: set[str]) -> None:
+        """Remove the segments of sparse index ``name`` that are not in ``used`` (the segments
+        the committed index refers to)."""
+        for seg in (self.sparse_dir(name=name).parent / "segments").glob("*"):
+            if seg.name not in used:
+                shutil.rmtree(seg, ignore_errors=True)
 
 
 def _save_into(final: Path, save: Any) -> None:
     """Call ``save(folder)`` on a fresh temporary folder, then rename it to ``final``."""
     final.parent.mkdir(exist_ok=True)
     shutil.rmtree(final, ignore_errors=True)  # left by a writer that died before its commit
-    tmp = _mkdtemp(final.parent, ".tmp-")
+    tmp = make_temp_dir(final.parent, ".tmp-")
     save(tmp)
     os.replace(tmp, final)
-
-
-def _mkdtemp(parent: Path, prefix: str) -> Path:
-    """A temporary folder with the permissions a plain mkdir would give (mkdtemp makes 0700)."""
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    return tmp
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -11,30 +12,45 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from granite_index._docs import (
+from granite_index.collection.documents import (
     docs_table,
     hits_table,
     metadata_json,
     rows_by_key,
-    sparse_kinds,
     split_table,
 )
-from granite_index._validate import as_list, check_ids, check_k, check_matrix, check_texts, preview
-from granite_index.dense_index import DenseIndex, Device, IndexKind
+from granite_index.collection.spec import LegSpec, check_specs, specs_from_options
+from granite_index.collection.state import LoadedState, build_indexes, load_state
+from granite_index.collection.store import Manifest, Store, docs_schema
 from granite_index.errors import DuplicateIdError, UnknownIdError
-from granite_index.result import SearchResult
-from granite_index.sparse_index import SparseIndex
-from granite_index.store import Manifest, Store, docs_schema
+from granite_index.fusion import FitResult, Fusion, as_fusion, fit_fusion, fusion_from_dict
+from granite_index.index.dense import DenseIndex, Device
+from granite_index.index.segment import segment_names
+from granite_index.index.sparse import SparseIndex
+from granite_index.search import (
+    DEFAULT_DEPTH,
+    LEG_NAMES,
+    MODES,
+    Bm25Leg,
+    DenseLeg,
+    EncodedQueries,
+    HybridSearcher,
+    Leg,
+    SpladeLeg,
+    as_encoded,
+    check_depth,
+    check_leg_names,
+    default_fusion,
+    encode_queries,
+)
+from granite_index.types import SearchResult, SparseVectors
+from granite_index.validate import as_list, check_ids, check_k, check_matrix, check_texts, preview
 
 if TYPE_CHECKING:  # the encoders (torch) load only when a collection needs them
     from granite_index.encoders.dense import DenseEncoder
-    from granite_index.encoders.sparse import SparseEncoder, SparseVectors
-    from granite_index.fusion import Fusion
-    from granite_index.fusion_fit import FitResult
-    from granite_index.hybrid import EncodedQueries
+    from granite_index.encoders.sparse import SparseEncoder
 
 Mode = Literal["dense", "bm25", "sparse", "hybrid"]
-SparseKind = Literal["bm25", "splade"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
@@ -75,95 +91,53 @@ class Collection:
     def create(
         cls,
         path: str | os.PathLike[str],
+        legs: Sequence[LegSpec] | None = None,
         *,
-        model: str | os.PathLike[str] | None = None,
-        encoder: DenseEncoder | None = None,
-        index: IndexKind = "flat",
-        index_params: dict[str, Any] | None = None,
-        precision: Precision = "auto",
-        batch_size: int = 32,
         device: Device = "auto",
-        dense: bool = True,
-        sparse: SparseKind | Sequence[SparseKind] | None = None,
-        language: str = "en",
-        bm25_params: dict[str, Any] | None = None,
-        sparse_model: str | os.PathLike[str] | None = None,
-        sparse_encoder: SparseEncoder | None = None,
-        sparse_params: dict[str, Any] | None = None,
+        **options: Any,
     ) -> Collection:
         """Make a new, empty collection at ``path`` (which must not exist, or be an empty folder).
 
         Parameters
         ----------
         path : str or path
-        model : str or path, optional
-            Dense model: local folder, Hugging Face id, or None for the bundled all-MiniLM-L6-v2.
-        encoder : DenseEncoder, optional
-            An encoder already loaded (then ``model``/``precision``/``batch_size`` are ignored).
-        index : {"flat", "hnsw", "ivfpq"}
-            FAISS index kind; ``flat`` (exact inner product) by default.
-        index_params : dict, optional
-            Further :class:`~granite_index.dense_index.DenseIndexConfig` fields.
-        precision, batch_size :
-            Encoding options (not saved: they do not change what is stored beyond bf16 rounding).
+        legs : sequence of DenseSpec, Bm25Spec, SpladeSpec, optional
+            The legs to keep, one spec each (see :mod:`granite_index.collection.spec`). Without
+            it, ``options`` say the same in short (default: one dense leg, the bundled model).
         device : {"auto", "cpu", "cuda"}
             Where the dense index searches (GPU when present for ``flat``).
-        dense : bool
-            Keep a dense index (encode documents with the model). False makes a lexical-only
-            collection: no model is loaded and documents are not encoded.
-        sparse : "bm25", "splade" or a list of them, optional
-            Also keep a BM25 inverted index (``search(mode="bm25")``) and/or a learned-sparse
-            SPLADE index (``search(mode="sparse")``). With two or more legs, ``mode="hybrid"``
-            fuses them.
-        language : str
-            The BM25 analyzer's language (ISO 639-1 code; see :class:`~granite_index.Analyzer`).
-        bm25_params : dict, optional
-            ``k1``, ``b`` (Lucene's 1.2 / 0.75 by default) and analyzer options (``stopwords``,
-            ``stem``, ``lowercase``).
-        sparse_model : str or path, optional
-            SPLADE model (a masked-LM folder or Hugging Face id, e.g.
-            ``"ibm-granite/granite-embedding-30m-sparse"``); None: the bundled SPLADE-tiny.
-        sparse_encoder : SparseEncoder, optional
-            A SPLADE encoder already loaded (then ``sparse_model``/``sparse_params`` are ignored).
-        sparse_params : dict, optional
-            :class:`~granite_index.encoders.sparse.SparseEncoder` options (``query_max_terms``,
-            ``doc_max_terms``, ``max_length``, ``batch_size`` ...).
+        **options :
+            The shorthand, when ``legs`` is not given:
+
+            - ``dense`` (bool, True): keep a dense index; ``model`` (local folder, Hugging Face
+              id, or None for the bundled all-MiniLM-L6-v2) or ``encoder`` (loaded); ``index``
+              (``"flat"`` | ``"hnsw"`` | ``"ivfpq"``) and ``index_params``; ``precision`` and
+              ``batch_size`` for encoding.
+            - ``sparse`` ("bm25", "splade" or a list of them): also keep a BM25 index
+              (``mode="bm25"``: ``language``, ``bm25_params`` with ``k1``, ``b``, ``stopwords``,
+              ``stem``, ``lowercase``) and/or a SPLADE index (``mode="sparse"``:
+              ``sparse_model`` or ``sparse_encoder``, ``sparse_params``).
+
+            With two legs or more, ``mode="hybrid"`` fuses them.
         """
-        options = {"precision": precision, "batch_size": batch_size}
-        kinds = sparse_kinds(sparse)
-        if not dense and not kinds:
-            raise ValueError("a collection needs an index: dense=True and/or sparse=...")
-        dense_index = None
-        if dense:
-            if encoder is None:
-                from granite_index.encoders.dense import DenseEncoder
-
-                encoder = DenseEncoder(model, **options)
-            dense_index = DenseIndex(encoder.dim, index, device="cpu", **(index_params or {}))
-        elif encoder is not None or model is not None:
-            raise ValueError("model / encoder given but dense=False")
-        indexes = {}
-        if "bm25" in kinds:
-            params = dict(bm25_params or {})
-            k1, b = params.pop("k1", 1.2), params.pop("b", 0.75)
-            indexes["bm25"] = SparseIndex.bm25(language, k1=k1, b=b, **params)
-        if "splade" in kinds:
-            if sparse_encoder is None:
-                from granite_index.encoders.sparse import SparseEncoder
-
-                sparse_encoder = SparseEncoder(sparse_model, **(sparse_params or {}))
-            indexes["splade"] = SparseIndex("impact")
-        elif sparse_encoder is not None or sparse_model is not None:
-            raise ValueError("sparse_model / sparse_encoder given but 'splade' not in sparse")
+        if legs is not None and options:
+            raise TypeError(f"give legs or the shorthand options, not both: {sorted(options)}")
+        specs = check_specs(legs) if legs is not None else specs_from_options(**options)
+        built = build_indexes(specs)
         manifest = Manifest(
-            encoder=encoder.config.to_dict() if dense else None,
-            dense_index={"kind": index, **(index_params or {})} if dense else None,
-            sparse_index=indexes["bm25"].config() if "bm25" in indexes else None,
-            splade_encoder=sparse_encoder.config.to_dict() if "splade" in indexes else None,
-            splade_index=indexes["splade"].config() if "splade" in indexes else None,
+            encoder=built.encoder.config.to_dict() if built.dense is not None else None,
+            dense_index=built.dense_entry,
+            sparse_index=built.bm25.config() if built.bm25 is not None else None,
+            splade_encoder=built.sparse_encoder.config.to_dict()
+            if built.splade is not None
+            else None,
+            splade_index=built.splade.config() if built.splade is not None else None,
         )
-        store = Store.create(path, manifest, dense_index, indexes)
-        return cls(store, encoder, device, options, sparse_encoder)
+        sparse = {"bm25": built.bm25, "splade": built.splade}
+        store = Store.create(
+            path, manifest, built.dense, {k: v for k, v in sparse.items() if v is not None}
+        )
+        return cls(store, built.encoder, device, built.encoder_options, built.sparse_encoder)
 
     @classmethod
     def open(
@@ -173,8 +147,20 @@ class Collection:
         precision: Precision = "auto",
         batch_size: int = 32,
         device: Device = "auto",
+        encoder: DenseEncoder | None = None,
+        sparse_encoder: SparseEncoder | None = None,
     ) -> Collection:
-        """Open a collection as of its last commit. The encoder loads on first use.
+        """Open a collection as of its last commit. The encoders load on first use.
+
+        Parameters
+        ----------
+        precision, batch_size :
+            Encoding options of the encoders loaded from the manifest.
+        device : {"auto", "cpu", "cuda"}
+            Where the dense index searches.
+        encoder, sparse_encoder : optional
+            Encoders already loaded, used instead of loading the manifest's (they must be the
+            ones the collection was built with).
 
         Raises
         ------
@@ -183,49 +169,19 @@ class Collection:
         FormatVersionError
             The collection was written by a newer granite-index.
         """
-        return cls(
-            Store.open(path), None, device, {"precision": precision, "batch_size": batch_size}
-        )
+        options = {"precision": precision, "batch_size": batch_size}
+        return cls(Store.open(path), encoder, device, options, sparse_encoder)
 
-    @classmethod
-    def from_encoded(
-        cls, path: str | os.PathLike[str], encoded: str | os.PathLike[str], **options: Any
-    ) -> Collection:
-        """Build (or resume building) a collection from a dataset made by ``granite-index encode``.
-
-        No document is encoded again: the dataset's dense vectors and SPLADE rows go straight
-        into the indexes, with the encoders named in its metadata. ``options`` are those of
-        :func:`granite_index.jobs.collection_from_encoded` (``index``, ``bm25``, ``chunk_size``...).
-        """
-        from granite_index.jobs.load import collection_from_encoded
-
-        return collection_from_encoded(path, encoded, **options)
+    @staticmethod
+    def exists(path: str | os.PathLike[str]) -> bool:
+        """True when ``path`` holds a collection (a committed manifest)."""
+        return Store.exists(path)
 
     def _load_state(self) -> None:
         """(Re)read the committed state: indexes and the id ↔ key maps."""
-        store = self._store
-        m = store.manifest
-        self._dense = (
-            DenseIndex.load(store.dense_dir(), device=self._device)
-            if m.dense_index is not None
-            else None
-        )
-        self._sparse = SparseIndex.load(store.sparse_dir()) if m.sparse_index is not None else None
-        self._splade = (
-            SparseIndex.load(store.sparse_dir(name="splade"))
-            if m.splade_index is not None
-            else None
-        )
-        self._id_to_key: dict[Any, int] = {}
-        self._key_to_id: list[Any] = [None] * store.manifest.next_key
-        ds = store.docs()
-        if ds is not None:
-            for batch in ds.to_batches(columns=["_key", "id"]):
-                keys = batch.column("_key").to_pylist()
-                ids = batch.column("id").to_pylist()
-                self._id_to_key.update(zip(ids, keys))
-                for key, doc_id in zip(keys, ids):
-                    self._key_to_id[key] = doc_id
+        state: LoadedState = load_state(self._store, self._device)
+        self._dense, self._bm25, self._splade = state.dense, state.bm25, state.splade
+        self._id_to_key, self._key_to_id = state.id_to_key, state.key_to_id
 
     # ------------------------------------------------------------------ properties
     @property
@@ -260,12 +216,13 @@ class Collection:
 
     @property
     def dense_index(self) -> DenseIndex | None:
+        """The FAISS index (``mode="dense"``)."""
         return self._dense
 
     @property
-    def sparse_index(self) -> SparseIndex | None:
+    def bm25_index(self) -> SparseIndex | None:
         """The BM25 index (``mode="bm25"``)."""
-        return self._sparse
+        return self._bm25
 
     @property
     def splade_index(self) -> SparseIndex | None:
@@ -273,13 +230,38 @@ class Collection:
         return self._splade
 
     @property
+    def sparse_index(self) -> SparseIndex | None:
+        """Deprecated alias of :attr:`bm25_index` (removed in 0.3)."""
+        warnings.warn(
+            "Collection.sparse_index is the BM25 index and is renamed bm25_index",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._bm25
+
+    def _indexes(self) -> dict[str, DenseIndex | SparseIndex]:
+        """The indexes held, by leg name, in :data:`LEG_NAMES` order."""
+        have = {"bm25": self._bm25, "sparse": self._splade, "dense": self._dense}
+        return {name: have[name] for name in LEG_NAMES if have[name] is not None}
+
+    @property
+    def legs(self) -> dict[str, Leg]:
+        """This collection's legs by name (``"bm25"``, ``"sparse"``, ``"dense"``), each a
+        :class:`~granite_index.search.Leg` over its index (query encoders load on first use)."""
+        out: dict[str, Leg] = {}
+        for name, index in self._indexes().items():
+            if name == "bm25":
+                out[name] = Bm25Leg(index)
+            elif name == "sparse":
+                out[name] = SpladeLeg(index, lambda t: self.sparse_encoder.encode_queries(t))
+            else:
+                out[name] = DenseLeg(index, lambda t: self.encoder.encode_queries(t))
+        return out
+
+    @property
     def modes(self) -> list[str]:
         """The search modes this collection answers (``hybrid`` when it has two legs or more)."""
-        legs = [
-            m
-            for m, idx in (("bm25", self._sparse), ("sparse", self._splade), ("dense", self._dense))
-            if idx is not None
-        ]
+        legs = list(self._indexes())
         return legs + ["hybrid"] if len(legs) > 1 else legs
 
     @property
@@ -307,12 +289,12 @@ class Collection:
             if self._dense is None
             else {**m.dense_index, "dim": self._dense.dim},
             "sparse_index": None
-            if self._sparse is None
+            if self._bm25 is None
             else {
                 **m.sparse_index,
-                "postings": self._sparse.n_postings,
-                "segments": len(self._sparse.segments),
-                "vocabulary": len(self._sparse.vocab or ()),
+                "postings": self._bm25.n_postings,
+                "segments": len(self._bm25.segments),
+                "vocabulary": len(self._bm25.vocab or ()),
             },
             "splade_encoder": m.splade_encoder,
             "splade_index": None
@@ -392,8 +374,8 @@ class Collection:
             )
             if self._dense is not None:
                 self._dense.add(keys, vectors)
-            if self._sparse is not None:
-                self._sparse.add(keys, *terms)
+            if self._bm25 is not None:
+                self._bm25.add(keys, *terms)
             if self._splade is not None:
                 self._splade.add(keys, impacts.indptr, impacts.indices, impacts.values)
             self._write_indexes(new)
@@ -419,9 +401,8 @@ class Collection:
         with self._store.writer(), self._rollback_on_error():
             lance_version = self._store.delete_docs(keys)
             new = m.next(lance_version=lance_version, n_docs=m.n_docs - len(ids))
-            for index in (self._dense, self._sparse, self._splade):
-                if index is not None:
-                    index.delete(keys)
+            for index in self._indexes().values():
+                index.delete(keys)
             self._write_indexes(new)
         for i, key in zip(ids, keys):
             del self._id_to_key[i]
@@ -440,7 +421,7 @@ class Collection:
             vectors = check_matrix(vectors, "vectors", self._dense.dim)
             if len(vectors) != len(texts):
                 raise ValueError(f"{len(texts)} ids but {len(vectors)} vectors")
-        terms = self._sparse.encode_texts(texts, grow=True) if self._sparse is not None else None
+        terms = self._bm25.encode_texts(texts, grow=True) if self._bm25 is not None else None
         impacts = None
         if sparse_vectors is not None:
             impacts = self._check_sparse_vectors(sparse_vectors, len(texts))
@@ -457,8 +438,6 @@ class Collection:
         return vectors, terms, impacts
 
     def _check_sparse_vectors(self, sparse: Any, n: int) -> SparseVectors:
-        from granite_index.encoders.sparse import SparseVectors
-
         if self._splade is None:
             raise ValueError("this collection has no SPLADE index; do not pass sparse_vectors")
         if not isinstance(sparse, SparseVectors):
@@ -468,14 +447,18 @@ class Collection:
         return sparse
 
     def _write_indexes(self, new: Manifest) -> None:
-        """Write every index under commit ``new.commit``, then commit ``new`` (the atomic step)."""
+        """Write every index under commit ``new.commit``, then commit ``new`` (the atomic step),
+        then drop the files no commit needs."""
         if self._dense is not None:
             self._store.write_dense(self._dense, new.commit)
-        if self._sparse is not None:
-            self._store.write_sparse(self._sparse, new.commit)
-        if self._splade is not None:
-            self._store.write_sparse(self._splade, new.commit, "splade")
+        for name, index in (("bm25", self._bm25), ("splade", self._splade)):
+            if index is not None:
+                self._store.write_sparse(index, new.commit, name)
         self._store.commit(new)
+        for name, index in (("bm25", self._bm25), ("splade", self._splade)):
+            if index is not None:
+                used = segment_names(self._store.sparse_dir(name=name))
+                self._store.drop_unused_segments(name, used)
 
     class _Rollback:
         def __init__(self, col: Collection) -> None:
@@ -532,11 +515,9 @@ class Collection:
         SearchResult
             Internal keys and scores; ``.doc_ids()`` and ``.to_arrow()`` give your ids and documents.
         """
-        from granite_index import hybrid
-
         if mode is None:
             mode = next(m for m in ("dense", "sparse", "bm25") if m in self.modes)
-        if mode not in ("dense", "bm25", "sparse", "hybrid"):
+        if mode not in MODES:
             raise ValueError(f"mode must be 'dense', 'bm25', 'sparse' or 'hybrid'; got {mode!r}")
         if mode not in self.modes:
             raise ValueError(
@@ -546,37 +527,41 @@ class Collection:
         if mode != "hybrid" and (legs is not None or fusion is not None or depth is not None):
             raise ValueError("legs, fusion and depth are for mode='hybrid'")
         k = check_k(k)
+        all_legs = self.legs
         if mode == "hybrid":
-            use = hybrid.resolve_legs(self, legs)
-            strategy = hybrid.resolve_fusion(self, fusion, use)
-            encoded = hybrid.as_encoded(self, queries, use)
-            ids, scores = hybrid.search(self, encoded, k, use, strategy, depth, threads)
+            use = {name: all_legs[name] for name in check_leg_names(legs, list(all_legs))}
+            searcher = HybridSearcher(use, self._fusion_for(fusion, tuple(use)))
+            encoded = as_encoded(queries, use)
+            ids, scores = searcher.search(encoded, k, check_depth(depth, k), threads)
             return SearchResult(ids, scores, self)
         if mode == "dense" and isinstance(queries, np.ndarray):
             res = self._dense.search(check_matrix(queries, "queries", self._dense.dim), k)
             return SearchResult(res.ids, res.scores, self)
-        res = self._leg_search(mode, hybrid.as_encoded(self, queries, (mode,)), k, threads)
+        leg = all_legs[mode]
+        encoded = as_encoded(queries, {mode: leg})
+        res = leg.search(encoded.get(mode), k, threads=threads)
         return SearchResult(res.ids, res.scores, self)
+
+    def _fusion_for(self, fusion: Any, legs: tuple[str, ...]) -> Fusion:
+        """``fusion`` as given (a strategy or its dict), else the fitted one saved for exactly
+        these legs, else the default."""
+        if fusion is not None:
+            return as_fusion(fusion)
+        saved = self.manifest.fusion
+        if saved is not None and set(saved.get("legs", ())) == set(legs):
+            return fusion_from_dict(saved["fusion"])
+        return default_fusion(legs)
 
     def encode_queries(self, queries: Any, legs: Sequence[str] | None = None) -> EncodedQueries:
         """Encode query texts once for the given legs (default: all), for :meth:`search`."""
-        from granite_index import hybrid
-
-        return hybrid.encode_queries(self, queries, legs)
-
-    def _leg_index(self, leg: str) -> Any:
-        return {"bm25": self._sparse, "sparse": self._splade, "dense": self._dense}[leg]
-
-    def _leg_search(
-        self, leg: str, queries: EncodedQueries, k: int, threads: int | None
-    ) -> SearchResult:
-        q = queries.leg_input(leg)
-        if leg == "dense":
-            return self._dense.search(q, k)
-        return self._leg_index(leg).search(q, k, threads=threads)
-
-    def _leg_score(self, leg: str, queries: EncodedQueries, ids: np.ndarray) -> np.ndarray:
-        return self._leg_index(leg).score(queries.leg_input(leg), ids)
+        if isinstance(queries, EncodedQueries):
+            return queries
+        all_legs = self.legs
+        names = list(all_legs) if legs is None else list(legs)
+        unknown = [n for n in names if n not in all_legs]
+        if unknown:
+            raise ValueError(f"this collection has no {unknown[0]!r} leg; it has {list(all_legs)}")
+        return encode_queries(queries, {n: all_legs[n] for n in names})
 
     def fit_fusion(
         self,
@@ -592,7 +577,7 @@ class Collection:
         """Choose the hybrid fusion on labelled queries (a train split; never the test set).
 
         Grid-searches convex weights with each normalisation, RRF and DBSF
-        (:func:`granite_index.fusion_fit.fit_fusion`) and, with ``save``, stores the best in the
+        (:func:`granite_index.fusion.fit_fusion`) and, with ``save``, stores the best in the
         manifest (one commit): later hybrid searches over the same legs use it.
 
         Parameters
@@ -616,14 +601,34 @@ class Collection:
         FitResult
             The chosen fusion, its training score and the table of all tried.
         """
-        from granite_index import hybrid
-
-        result = hybrid.fit(self, queries, qrels, query_ids, legs, metric, depth)
+        all_legs = self.legs
+        use = {name: all_legs[name] for name in check_leg_names(legs, list(all_legs))}
+        encoded = encode_queries(queries, use)
+        if isinstance(query_ids, str) or len(query_ids) != encoded.n:
+            raise ValueError(f"query_ids must give one id per query ({encoded.n})")
+        cands = HybridSearcher(use).candidates(
+            encoded, DEFAULT_DEPTH if depth is None else int(depth)
+        )
+        key_to_id = self._key_to_id
+        result = fit_fusion(
+            cands,
+            qrels,
+            list(query_ids),
+            lambda keys: [key_to_id[int(k)] for k in keys],
+            metric=metric,
+        )
         if save:
+            saved = {
+                "legs": list(use),
+                "fusion": result.fusion.to_dict(),
+                "metric": metric,
+                "train_score": result.score,
+                "n_queries": encoded.n,
+            }
             # the indexes do not change: the same commit, with a new manifest (atomic rewrite)
             with self._store.writer():
-                self._store.commit(dataclasses.replace(self.manifest, fusion=result.saved))
-        return result.fit
+                self._store.commit(dataclasses.replace(self.manifest, fusion=saved))
+        return result
 
     def get(self, ids: Any) -> pa.Table:
         """Documents by id, in the order asked: ``id``, ``text``, ``metadata`` (JSON text) columns."""
@@ -650,8 +655,11 @@ class Collection:
         empty = docs_schema(self._dim, self.manifest.id_type or "str").empty_table()
         return rows_by_key(self._store.docs(), keys, columns, empty)
 
-    def _external_ids(self, keys: np.ndarray) -> list[list[Any]]:
+    # ------------------------------------------------------------------ DocumentSource
+    def ids_of(self, keys: np.ndarray) -> list[list[Any]]:
+        """Your document ids of internal keys int64 (n_queries, k), per row, padding dropped."""
         return [[self._key_to_id[int(k)] for k in row if k >= 0] for row in keys]
 
-    def _hits_table(self, result: SearchResult, *, with_documents: bool) -> pa.Table:
+    def hits_table(self, result: SearchResult, *, with_documents: bool) -> pa.Table:
+        """One row per hit of ``result`` (see :meth:`SearchResult.to_arrow`)."""
         return hits_table(result, self._key_to_id, self._rows if with_documents else None)

@@ -10,20 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from granite_index._validate import as_list
-from granite_index.store import docs_schema
+from granite_index.collection.store import docs_schema
+from granite_index.validate import as_list
 
 if TYPE_CHECKING:  # pragma: no cover
     import lance
 
-    from granite_index.result import SearchResult
-
-
-def is_text_list(queries: Any) -> bool:
-    try:
-        return len(queries) > 0 and all(isinstance(q, str) for q in queries)
-    except TypeError:
-        return False
+    from granite_index.types import SearchResult
 
 
 def split_table(table: Any) -> tuple[list[Any], list[Any], Any]:
@@ -98,19 +91,6 @@ def docs_table(
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
         columns.append(pa.FixedSizeListArray.from_arrays(flat, dim))
     return pa.Table.from_arrays(columns, schema=docs_schema(dim, id_type))
-
-
-def sparse_kinds(sparse: Any) -> tuple[str, ...]:
-    """``Collection.create``'s ``sparse``: None, "bm25", "splade" or a list of them → a tuple."""
-    if sparse is None:
-        return ()
-    kinds = (sparse,) if isinstance(sparse, str) else tuple(sparse)
-    for kind in kinds:
-        if kind not in ("bm25", "splade"):
-            raise ValueError(f"sparse must be 'bm25', 'splade' or a list of them; got {sparse!r}")
-    if len(set(kinds)) != len(kinds):
-        raise ValueError(f"sparse repeats a kind: {sparse!r}")
-    return kinds
 
 
 def rows_by_key(

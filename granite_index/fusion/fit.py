@@ -14,17 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from granite_index.fusion import (
-    _NORMALIZATIONS,
+from granite_index.eval import evaluate
+from granite_index.fusion.candidates import Candidates
+from granite_index.fusion.strategies import (
     DBSF,
     DEFAULT_THEORETICAL_MIN,
+    NORMALIZATIONS,
     RRF,
-    Candidates,
     ConvexFusion,
     Fusion,
-    _combine,
-    _number,
-    _top_k,
+    check_number,
+    combine,
+    top_k_positions,
 )
 
 
@@ -64,7 +65,7 @@ def default_grid(
     steps = 20 if len(legs) <= 2 else 10
     tmin = DEFAULT_THEORETICAL_MIN if theoretical_min is None else theoretical_min
     points = [p for p in product(range(steps + 1), repeat=len(legs)) if sum(p) == steps]
-    norms = [n for n in _NORMALIZATIONS if n != "theoretical" or all(g in tmin for g in legs)]
+    norms = [n for n in NORMALIZATIONS if n != "theoretical" or all(g in tmin for g in legs)]
     grid: list[Fusion] = [
         ConvexFusion({g: round(w / steps, 10) for g, w in zip(legs, p)}, norm, tmin)
         for norm in norms
@@ -187,14 +188,12 @@ def fit_fusion(
     ``k - position`` so that trec_eval's own tie-breaking cannot reorder our list. Among equal
     scores the first strategy in ``grid`` wins.
     """
-    from granite_index.eval import evaluate
-
     if not isinstance(candidates_train, Candidates):
         raise TypeError("candidates_train must be Candidates")
     query_ids = [str(q) for q in query_ids]
     if len(query_ids) != candidates_train.n_queries:
         raise ValueError(f"{len(query_ids)} query_ids for {candidates_train.n_queries} rows")
-    k = _number(k, "k", int, 1)
+    k = check_number(k, "k", int, 1)
     base, cut = _parse_metric(metric)
     grid = list(grid) if grid is not None else default_grid(candidates_train.legs, theoretical_min)
     if not grid:
@@ -209,11 +208,11 @@ def fit_fusion(
             run = _run(candidates_train, rows, query_ids, doc_id_of, fusion, k)
             score = evaluate(sub_qrels, run, (name,))[name]
         else:
-            key = fusion._cache_key()
+            key = fusion.contribution_key()
             if key not in cache:
-                cache[key] = fusion._contributions(candidates_train)
-            w = fusion._weight_vector(candidates_train.legs)
-            order, _ = _top_k(candidates_train, _combine(w, cache[key]), k)
+                cache[key] = fusion.contributions(candidates_train)
+            w = fusion.weight_vector(candidates_train.legs)
+            order, _ = top_k_positions(candidates_train, combine(w, cache[key]), k)
             top = np.take_along_axis(gains, order[rows], axis=1)
             score = _metric_numpy(base, cut, top, ideal, n_rel)
         params = {p: v for p, v in fusion.to_dict().items() if p not in ("kind", "format_version")}

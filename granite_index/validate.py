@@ -28,6 +28,29 @@ def as_list(values: Any, name: str) -> list[Any]:
     raise TypeError(f"{name} must be a sequence; got {type(values).__name__}")
 
 
+def is_text_list(values: Any) -> bool:
+    """True for a non-empty sequence whose items are all ``str``."""
+    try:
+        return len(values) > 0 and all(isinstance(v, str) for v in values)
+    except TypeError:
+        return False
+
+
+def check_queries(queries: Any, name: str = "queries") -> list[str]:
+    """Query texts: a str, or a non-empty sequence of str, none empty or whitespace only."""
+    if isinstance(queries, str):
+        texts = [queries]
+    elif is_text_list(queries):
+        texts = as_list(queries, name)
+    else:
+        raise TypeError(f"{name} must be a str or a non-empty list of str")
+    for i, q in enumerate(texts):
+        if not q.strip():
+            where = "" if isinstance(queries, str) else f" ({name}[{i}])"
+            raise ValueError(f"a query is empty or whitespace only{where}")
+    return texts
+
+
 def check_texts(texts: Any, name: str = "texts") -> list[str]:
     """A non-empty list of non-empty strings."""
     if isinstance(texts, str):

@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -44,93 +42,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from granite_index import _sparse_kernels as K
-from granite_index._pages import release_pages
-from granite_index._validate import check_k, preview
+from granite_index._kernels import segments as SK
+from granite_index._kernels import sparse_scoring as K
 from granite_index.encoders.analyzer import Analyzer, Vocabulary
 from granite_index.errors import DuplicateIdError, FormatVersionError, UnknownIdError
-from granite_index.result import SearchResult
+from granite_index.index.positions import KeyPositions
+from granite_index.index.segment import Segment, merge_all, merge_tail, segment_names
+from granite_index.types import SearchResult
+from granite_index.validate import check_k, check_queries, is_text_list, preview
 
 Weighting = Literal["bm25", "impact"]
 FORMAT_VERSION = 1
 #: fraction of dead positions past which ``delete`` compacts the index
 COMPACT_AT = 0.5
-_SEG_ARRAYS = ("term_ids", "term_ptr", "post_doc", "post_w")
-
-
-@dataclass
-class Segment:
-    """Immutable postings for positions ``base .. base + n_docs`` (see module docs)."""
-
-    name: str
-    base: int
-    n_docs: int
-    term_ids: np.ndarray
-    term_ptr: np.ndarray
-    post_doc: np.ndarray
-    post_w: np.ndarray
-    # BM25 cache (in memory only): tf / (tf + norm) per posting, valid where ``ready`` is set
-    cache: np.ndarray | None = None
-    ready: np.ndarray | None = None
-
-    @property
-    def n_postings(self) -> int:
-        return len(self.post_doc)
-
-    def fill_cache(self, q_terms: np.ndarray, norm: np.ndarray) -> None:
-        """Fill the BM25 cache for the query terms not yet in it. A memory-mapped segment then
-        releases those terms' term-frequency pages: scoring reads the cache, and a refill (after
-        any change) reads them again from the file, so resident memory holds 8 bytes per touched
-        posting (document + cached weight), not 12."""
-        if self.cache is None or self.ready is None:
-            self.cache = np.empty(self.n_postings, np.float32)  # pages are used lazily
-            self.ready = np.zeros(len(self.term_ids), np.uint8)
-        filled = K.fill_bm25_cache(
-            q_terms,
-            self.term_ids,
-            self.term_ptr,
-            self.post_doc,
-            self.post_w,
-            norm,
-            np.int64(self.base),
-            self.cache,
-            self.ready,
-        )
-        if isinstance(self.post_w, np.memmap):
-            for i in filled.tolist():
-                release_pages(self.post_w, int(self.term_ptr[i]), int(self.term_ptr[i + 1]))
-
-    @property
-    def nbytes(self) -> int:
-        return sum(getattr(self, a).nbytes for a in _SEG_ARRAYS)
-
-    def save(self, folder: Path) -> None:
-        """Write ``folder/<name>/`` once (segments never change; an existing folder is kept)."""
-        final = folder / self.name
-        if final.exists():
-            return
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".tmp-{self.name}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        for a in _SEG_ARRAYS:
-            np.save(tmp / f"{a}.npy", getattr(self, a))
-        os.replace(tmp, final)
-
-    @classmethod
-    def load(cls, folder: Path, meta: dict[str, Any], mmap: bool) -> Segment:
-        d = folder / meta["name"]
-        mode = "r" if mmap else None
-        arrays = {a: np.load(d / f"{a}.npy", mmap_mode=mode) for a in _SEG_ARRAYS}
-        return cls(meta["name"], int(meta["base"]), int(meta["n_docs"]), **arrays)
-
-    def meta(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "base": self.base,
-            "n_docs": self.n_docs,
-            "n_postings": self.n_postings,
-        }
 
 
 class PreparedQueries(NamedTuple):
@@ -194,7 +118,7 @@ class SparseIndex:
         self.n_alive = 0
         self.total_len = 0.0
         self._norm: np.ndarray | None = None
-        self._lookup: tuple[np.ndarray, np.ndarray] | None = None
+        self._lookup: KeyPositions | None = None
         self._version = 0  # bumped on every change; stamps PreparedQueries
 
     @classmethod
@@ -303,8 +227,8 @@ class SparseIndex:
                 values[present],
             )
         n_vocab = int(indices.max()) + 1 if len(indices) else 0
-        term_ids, term_ptr, post_doc, post_w = K.csr_to_csc(indptr, indices, values, n_vocab)
-        if K.has_repeats(term_ptr, post_doc):
+        term_ids, term_ptr, post_doc, post_w = SK.csr_to_csc(indptr, indices, values, n_vocab)
+        if SK.has_repeats(term_ptr, post_doc):
             raise ValueError("a row repeats a term id; give each term once with its total count")
         seg = Segment(uuid.uuid4().hex, self.n_positions, n, term_ids, term_ptr, post_doc, post_w)
         self.keys = np.concatenate([self.keys, keys])
@@ -317,7 +241,7 @@ class SparseIndex:
         self.total_len += float(dl.sum(dtype=np.float64))
         self.segments.append(seg)
         self._changed()
-        self._merge_tail()
+        merge_tail(self.segments, self.alive)
 
     def add_texts(self, keys: Any, texts: Any) -> None:
         """Analyse ``texts`` with the index's analyzer and add them (see :meth:`add`)."""
@@ -349,7 +273,7 @@ class SparseIndex:
         dying[pos] = 1
         for seg in self.segments:
             if dying[seg.base : seg.base + seg.n_docs].any():
-                self.df[seg.term_ids] -= K.dying_postings(
+                self.df[seg.term_ids] -= SK.dying_postings(
                     seg.term_ptr, seg.post_doc, seg.base, dying
                 )
         self.alive = np.array(self.alive)  # writable even if loaded read-only
@@ -366,11 +290,11 @@ class SparseIndex:
     def compact(self) -> None:
         """Rewrite the index as one segment without deleted documents (positions renumbered)."""
         remap = np.cumsum(self.alive, dtype=np.int64) - 1
-        merged = self._merged(self.segments)
+        merged = merge_all(self.segments, self.alive)
         keep = self.alive.astype(bool)
         segments = []
         if merged is not None:
-            post_doc = K.renumber(merged.post_doc, merged.base, 0, remap)
+            post_doc = SK.renumber(merged.post_doc, merged.base, 0, remap)
             segments = [
                 Segment(
                     uuid.uuid4().hex,
@@ -392,43 +316,6 @@ class SparseIndex:
         """Merge everything into one segment and drop deleted documents (fastest search)."""
         self.compact()
 
-    def _merged(self, segments: list[Segment]) -> Segment | None:
-        if not segments:
-            return None
-        out = segments[0]
-        for seg in segments[1:]:
-            out = self._merge_pair(out, seg)
-        if len(segments) == 1:  # still drop dead postings of a lone segment
-            out = self._merge_pair(out, None)
-        return out
-
-    def _merge_pair(self, a: Segment, b: Segment | None) -> Segment:
-        if b is None:
-            empty_u = np.zeros(0, np.uint32)
-            b_arrays = (empty_u, np.zeros(1, np.int64), empty_u, np.zeros(0, np.float32))
-            b_base, b_n = a.base + a.n_docs, 0
-        else:
-            b_arrays = (b.term_ids, b.term_ptr, b.post_doc, b.post_w)
-            b_base, b_n = b.base, b.n_docs
-        arrays = K.merge_segments(
-            a.term_ids,
-            a.term_ptr,
-            a.post_doc,
-            a.post_w,
-            np.int64(a.base),
-            *b_arrays[:4],
-            np.int64(b_base),
-            self.alive,
-        )
-        return Segment(uuid.uuid4().hex, a.base, b_base + b_n - a.base, *arrays)
-
-    def _merge_tail(self) -> None:
-        segs = self.segments
-        while len(segs) >= 2 and segs[-2].n_postings <= segs[-1].n_postings:
-            b = segs.pop()
-            a = segs.pop()
-            segs.append(self._merge_pair(a, b))
-
     def _changed(self) -> None:
         """Statistics changed: the BM25 norm and every segment's BM25 cache are stale."""
         self._version = self._version + 1
@@ -449,15 +336,8 @@ class SparseIndex:
     def _positions(self, keys: np.ndarray) -> np.ndarray:
         """Live positions of ``keys`` (-1 where absent or deleted)."""
         if self._lookup is None:
-            live = np.nonzero(self.alive)[0]
-            order = np.argsort(self.keys[live], kind="stable")
-            self._lookup = (np.asarray(self.keys[live][order]), live[order])
-        sorted_keys, pos = self._lookup
-        if len(sorted_keys) == 0:
-            return np.full(len(keys), -1, np.int64)
-        i = np.searchsorted(sorted_keys, keys)
-        i = np.minimum(i, len(sorted_keys) - 1)
-        return np.where(sorted_keys[i] == keys, pos[i], -1)
+            self._lookup = KeyPositions(self.keys, self.alive)
+        return self._lookup.find(keys)
 
     # ------------------------------------------------------------------ reading
     def _bm25_norm(self) -> np.ndarray:
@@ -480,14 +360,9 @@ class SparseIndex:
 
     def _query_batch(self, queries: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if isinstance(queries, str) or (
-            isinstance(queries, (list, tuple))
-            and queries
-            and all(isinstance(q, str) for q in queries)
+            isinstance(queries, (list, tuple)) and is_text_list(queries)
         ):
-            for q in [queries] if isinstance(queries, str) else queries:
-                if not q.strip():
-                    raise ValueError("a query is empty")
-            return self.encode_texts(queries)
+            return self.encode_texts(check_queries(queries))
         if hasattr(queries, "tocsr"):  # scipy.sparse
             m = queries.tocsr()
             m.sum_duplicates()
@@ -721,8 +596,7 @@ class SparseIndex:
     @staticmethod
     def segment_names(path: str | os.PathLike[str]) -> set[str]:
         """Segments a saved index refers to (for cleaning up a shared segments folder)."""
-        meta = json.loads((Path(path) / "index.json").read_text())
-        return {m["name"] for m in meta["segments"]}
+        return segment_names(path)
 
 
 def _ptr_from_mask(q_ptr: np.ndarray, keep: np.ndarray) -> np.ndarray:

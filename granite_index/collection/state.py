@@ -1,0 +1,73 @@
+"""A collection's in-memory state: the indexes built from leg specs (on create) or loaded from a
+commit (on open), and the id ↔ key maps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from granite_index.collection.spec import Bm25Spec, DenseSpec, LegSpec, SpladeSpec
+from granite_index.collection.store import Store
+from granite_index.index.dense import DenseIndex, Device
+from granite_index.index.sparse import SparseIndex
+
+
+@dataclass
+class BuiltLegs:
+    """Encoders and empty indexes made from specs (:func:`build_indexes`)."""
+
+    encoder: Any = None
+    dense: DenseIndex | None = None
+    dense_entry: dict[str, Any] | None = None
+    bm25: SparseIndex | None = None
+    sparse_encoder: Any = None
+    splade: SparseIndex | None = None
+    encoder_options: dict[str, Any] | None = None
+
+
+def build_indexes(specs: Sequence[LegSpec]) -> BuiltLegs:
+    """Load each spec's encoder and make its empty index."""
+    out = BuiltLegs(encoder_options={"precision": "auto", "batch_size": 32})
+    for spec in specs:
+        if isinstance(spec, DenseSpec):
+            out.encoder = spec.build_encoder()
+            out.dense = spec.build_index(out.encoder.dim)
+            out.dense_entry = spec.manifest_entry()
+            out.encoder_options = {"precision": spec.precision, "batch_size": spec.batch_size}
+        elif isinstance(spec, Bm25Spec):
+            out.bm25 = spec.build_index()
+        elif isinstance(spec, SpladeSpec):
+            out.sparse_encoder = spec.build_encoder()
+            out.splade = spec.build_index()
+    return out
+
+
+@dataclass
+class LoadedState:
+    """The committed state of a collection as read by :func:`load_state`."""
+
+    dense: DenseIndex | None
+    bm25: SparseIndex | None
+    splade: SparseIndex | None
+    id_to_key: dict[Any, int]
+    key_to_id: list[Any]
+
+
+def load_state(store: Store, device: Device) -> LoadedState:
+    """The indexes of ``store``'s commit (postings memory-mapped) and its id ↔ key maps."""
+    m = store.manifest
+    dense = DenseIndex.load(store.dense_dir(), device=device) if m.dense_index is not None else None
+    bm25 = SparseIndex.load(store.sparse_dir()) if m.sparse_index is not None else None
+    splade = SparseIndex.load(store.sparse_dir(name="splade")) if m.splade_index else None
+    id_to_key: dict[Any, int] = {}
+    key_to_id: list[Any] = [None] * m.next_key
+    ds = store.docs()
+    if ds is not None:
+        for batch in ds.to_batches(columns=["_key", "id"]):
+            keys = batch.column("_key").to_pylist()
+            ids = batch.column("id").to_pylist()
+            id_to_key.update(zip(ids, keys))
+            for key, doc_id in zip(keys, ids):
+                key_to_id[key] = doc_id
+    return LoadedState(dense, bm25, splade, id_to_key, key_to_id)

@@ -1,0 +1,53 @@
+"""Crash-safe file primitives shared by every writer: an exclusive lock, an atomic file write,
+a temporary folder to assemble in and rename into place."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["exclusive_lock", "make_temp_dir", "write_atomic"]
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_file: Path, busy: Exception) -> Iterator[None]:
+    """Hold an exclusive, non-blocking flock on ``lock_file`` (created if missing; released if the
+    process dies); raise ``busy`` when another process holds it."""
+    with open(lock_file, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise busy from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A temporary folder with the permissions a plain mkdir would give (mkdtemp makes 0700)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically: write a sibling, fsync it, rename, fsync the
+    folder (a crash leaves the old file or the new one, never a mix)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
