@@ -5,6 +5,8 @@
 #                                    on its train split if any), evaluate its test queries, show
 #                                    an example
 #   scripts/dev.sh test [PYTEST_ARGS] set up .venv if needed, run the test suite
+#   scripts/dev.sh lint              ruff check, ruff format --check, the architecture contracts
+#                                    (lint-imports: layers, no cycles, kernels alone)
 #   scripts/dev.sh setup             only create / update .venv
 # TORCH_SPEC overrides the torch requirement (default: the CPU build torch==2.13.0).
 set -euo pipefail
@@ -47,6 +49,12 @@ case "$cmd" in
     setup
     exec .venv/bin/python -m pytest "$@"
     ;;
+  lint)
+    setup
+    .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
+    .venv/bin/lint-imports
+    ;;
   *)
-    sed -n '2,8p' "$0"; exit 2 ;;
+    sed -n '2,10p' "$0"; exit 2 ;;
 esac

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -460,21 +461,15 @@ class Collection:
                 used = segment_names(self._store.sparse_dir(name=name))
                 self._store.drop_unused_segments(name, used)
 
-    class _Rollback:
-        def __init__(self, col: Collection) -> None:
-            self.col = col
-
-        def __enter__(self) -> None:
-            return None
-
-        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-            if exc_type is not None:  # in-memory state may be half-updated: reread the last commit
-                self.col._store = Store.open(self.col.path)
-                self.col._load_state()
-            return False
-
-    def _rollback_on_error(self) -> Collection._Rollback:
-        return Collection._Rollback(self)
+    @contextlib.contextmanager
+    def _rollback_on_error(self) -> Iterator[None]:
+        """On an error, reread the last commit: the in-memory state may be half-updated."""
+        try:
+            yield
+        except BaseException:
+            self._store = Store.open(self.path)
+            self._load_state()
+            raise
 
     # ------------------------------------------------------------------ reading
     def search(

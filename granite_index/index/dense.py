@@ -116,6 +116,12 @@ class DenseIndex:
         return len(self._pos)
 
     @property
+    def n_stored(self) -> int:
+        """Vectors held by the FAISS structure: the live ones and the deleted ones not yet
+        compacted away."""
+        return 0 if self._index is None else int(self._index.ntotal)
+
+    @property
     def dim(self) -> int:
         return self.config.dim
 

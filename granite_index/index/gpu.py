@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from functools import lru_cache
 
 import faiss
@@ -13,10 +15,22 @@ def _faiss_gpus() -> int:
     return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
 
 
+def _no_cuda_driver() -> bool:
+    """True where no CUDA device can exist: macOS, or Linux without the NVIDIA driver's device
+    files. Saves importing torch (seconds) just to learn there is no GPU."""
+    if sys.platform == "darwin":
+        return True
+    if sys.platform.startswith("linux"):
+        return not (os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia"))
+    return False
+
+
 def gpu_available() -> bool:
     """True when faiss-gpu or torch can use a CUDA device."""
     if _faiss_gpus() > 0:
         return True
+    if _no_cuda_driver():
+        return False
     try:
         import torch
 

@@ -22,7 +22,7 @@ from granite_index.lancedb.columns import SparseColumn, add, add_sparse_column, 
 from granite_index.lancedb.embeddings import GraniteEmbeddings, GraniteSparseEmbeddings
 from granite_index.lancedb.hybrid import hybrid_search
 from granite_index.lancedb.reranker import GraniteFusion
-from granite_index.lancedb.sparse import clear_cache, sparse_search
+from granite_index.lancedb.sparse import cached_index, clear_cache, sparse_search
 
 __all__ = [
     "GraniteEmbeddings",
@@ -31,6 +31,7 @@ __all__ = [
     "SparseColumn",
     "add",
     "add_sparse_column",
+    "cached_index",
     "clear_cache",
     "hybrid_search",
     "sparse_column",

@@ -165,6 +165,14 @@ def _sync(state: _Synced, ds: Any, col: SparseColumn) -> None:
     state.keys, state.version = live, ds.version
 
 
+def cached_index(tbl: Any, sparse: str = "sparse") -> SparseIndex | None:
+    """The sparse index this process keeps for ``tbl``'s field ``sparse`` (as of the last search
+    through it), or None before the first one."""
+    with _CACHE_LOCK:
+        state = _CACHE.get((str(tbl.to_lance().uri), sparse))
+    return None if state is None else state.index
+
+
 def clear_cache() -> None:
     """Forget every cached sparse index (the next search rebuilds from the table)."""
     with _CACHE_LOCK:

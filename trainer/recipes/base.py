@@ -24,6 +24,7 @@ from trainer.data import (
     read_title_body_pairs,
     write_jsonl_examples,
 )
+from trainer.recipes.models import check_local_model
 
 __all__ = [
     "SCIFACT",
@@ -153,19 +154,6 @@ def run_recipe(
         args = recipe.prepare(params, args)
     datasets = recipe.data(params, args) if recipe.data is not None else {}
     return train(args, recipe.stage, datasets, teacher=teacher, **train_kwargs)  # type: ignore[arg-type]
-
-
-def check_local_model(model: str, what: str) -> None:
-    """Raise FileNotFoundError when a path-like model name must exist (a missing run folder should not reach the hub)."""
-    if model == "default" or model.startswith("bundled:"):
-        return
-    if (model.startswith((".", "/", "~")) or model.startswith("runs/")) and not Path(
-        model
-    ).expanduser().is_dir():
-        raise FileNotFoundError(
-            f"{what} {model!r} does not exist: run the recipe that makes it first, or override "
-            f"{what}=<folder>"
-        )
 
 
 # ---------------------------------------------------------------- data helpers

@@ -55,7 +55,7 @@ def run_merge(params: dict[str, Any], out: Path) -> Path:
     """
     from trainer.evaluation import evaluate
     from trainer.merging import merge_models
-    from trainer.recipes.base import check_local_model
+    from trainer.recipes.models import check_local_model
 
     models = params["models"]
     if isinstance(models, str) or not models:

@@ -16,7 +16,7 @@ import pytest
 from granite_index import Collection
 from tests.conftest import unit_rows
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = textwrap.dedent(
     """
@@ -71,8 +71,15 @@ def base(tmp_path, tiny_encoder):
     return path
 
 
+def _docs(col: Collection):
+    """The collection's Lance documents at its committed version (read as any Lance user would)."""
+    import lance
+
+    return lance.dataset(col.path / "docs.lance", version=col.manifest.lance_version)
+
+
 def _check_consistent(col: Collection) -> None:
-    ds = col._store.docs()
+    ds = _docs(col)
     assert ds.count_rows() == len(col) == len(col.dense_index) == col.manifest.n_docs
     assert len(col.bm25_index) == len(col)
     keys = np.sort(ds.to_table(columns=["_key"]).column("_key").to_numpy())
@@ -102,7 +109,7 @@ def test_kill_before_manifest_swap_keeps_last_commit(tmp_path, base):
     col.add(
         ["later"], ["a later document"], vectors=unit_rows(1, 32, seed=3)
     )  # Lance is rolled back first
-    assert len(col) == 31 and col._store.docs().count_rows() == 31
+    assert len(col) == 31 and _docs(col).count_rows() == 31
     _check_consistent(Collection.open(base, device="cpu"))
 
 

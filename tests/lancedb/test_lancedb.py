@@ -18,8 +18,7 @@ from lancedb.pydantic import LanceModel, Vector
 import granite_index.lancedb as gl
 from granite_index.fusion import DBSF, RRF, Candidates, ConvexFusion
 from granite_index.lancedb import sparse as sparse_mod
-
-from .conftest import BEIR
+from tests.conftest import BEIR
 
 N_DOCS = 48
 QUERIES = [
@@ -162,7 +161,7 @@ print(json.dumps({{"dense": d, "sparse": s}}))
         capture_output=True,
         text=True,
         timeout=240,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
@@ -202,8 +201,7 @@ def test_sparse_index_follows_adds_deletes_compaction_and_checkout(base, sparse_
     tbl = _copy(base)
     q = QUERIES[0]
     _check_sparse(tbl, sparse_func, q)
-    key = (str(tbl.to_lance().uri), "sparse")
-    index = sparse_mod._CACHE[key].index
+    index = gl.cached_index(tbl)
     v0 = tbl.version
     # plain add: sparse columns null, encoded when the index catches up; gl.add writes them
     tbl.add([{"text": "Cancer metastasis in patients with tumours", "id": 100, "group": 0}])
@@ -211,7 +209,7 @@ def test_sparse_index_follows_adds_deletes_compaction_and_checkout(base, sparse_
     assert tbl.to_arrow().column("sparse_indices").null_count == 1
     got = _check_sparse(tbl, sparse_func, q)
     assert {100, 101} <= set(got.column("id").to_pylist())
-    assert sparse_mod._CACHE[key].index is index  # updated in place, not rebuilt
+    assert gl.cached_index(tbl) is index  # updated in place, not rebuilt
     assert len(index) == N_DOCS + 2
     top = got.column("id").to_pylist()[:3]
     tbl.delete(f"id IN ({', '.join(map(str, top))})")
@@ -220,10 +218,10 @@ def test_sparse_index_follows_adds_deletes_compaction_and_checkout(base, sparse_
     assert len(index) == N_DOCS - 1
     tbl.optimize()  # compaction moves rows to new row ids
     _check_sparse(tbl, sparse_func, q)
-    assert len(sparse_mod._CACHE[key].index) == N_DOCS - 1
+    assert len(gl.cached_index(tbl)) == N_DOCS - 1
     tbl.checkout(v0)  # time travel: the index follows the handle's version
     _check_sparse(tbl, sparse_func, q)
-    assert len(sparse_mod._CACHE[key].index) == N_DOCS
+    assert len(gl.cached_index(tbl)) == N_DOCS
     tbl.checkout_latest()
     gl.clear_cache()
     _check_sparse(tbl, sparse_func, q)

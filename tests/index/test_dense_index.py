@@ -79,7 +79,7 @@ def test_compaction_after_many_deletes_keeps_results_exact():
     idx = DenseIndex(16, device="cpu")
     idx.add(ids, x)
     idx.delete(ids[::2])  # 50 % > COMPACT_AT: rebuilt
-    assert idx._n_dead_in_faiss == 0 and idx._index.ntotal == 150
+    assert idx.n_stored == len(idx) == 150
     want, _ = exact_knn(ids[1::2], x[1::2], q, 10)
     np.testing.assert_array_equal(idx.search(q, 10).ids, want)
     idx.add([1000], x[:1])
@@ -189,9 +189,7 @@ def test_newer_format_is_refused(tmp_path):
         DenseIndex.load(tmp_path)
 
 
-def test_scan_search_limits_and_topk_kernel_twin():
-    from granite_index._kernels.topk import topk_rows, topk_rows_numpy
-
+def test_scan_search_limits():
     idx = DenseIndex(8, "flat", device="cpu")
     idx.add(np.arange(10), unit_rows(10, 8))
     q = unit_rows(3, 8, seed=5)
@@ -199,11 +197,3 @@ def test_scan_search_limits_and_topk_kernel_twin():
     assert idx.scan_search(q, 4, max_cells=30) is not None
     with pytest.raises(ValueError, match="k"):
         idx.scan_search(q, 0)
-    rng = np.random.default_rng(0)
-    for _ in range(50):  # ties (small integers), -inf holes, +inf, k above n
-        s = rng.integers(0, 5, size=(3, int(rng.integers(1, 30)))).astype(np.float32)
-        s[rng.random(s.shape) < 0.2] = -np.inf
-        s[rng.random(s.shape) < 0.05] = np.inf
-        k = int(rng.integers(1, 35))
-        for got, want in zip(topk_rows(s, k), topk_rows_numpy(s, k)):
-            np.testing.assert_array_equal(got, want)

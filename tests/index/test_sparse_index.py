@@ -10,23 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from granite_index._kernels import segments as SK
-from granite_index._kernels import sparse_scoring as K
 from granite_index.errors import DuplicateIdError, UnknownIdError
 from granite_index.index.sparse import SparseIndex
-
-
-def _random_csr(rng, n_docs, n_vocab, max_len=12, impacts=False):
-    indptr, indices, values = [0], [], []
-    for _ in range(n_docs):
-        terms = rng.choice(n_vocab, size=rng.integers(0, max_len), replace=False)
-        indices.extend(terms.tolist())
-        if impacts:
-            values.extend(rng.random(len(terms)).round(3).tolist())
-        else:
-            values.extend(rng.integers(1, 4, len(terms)).tolist())
-        indptr.append(len(indices))
-    return np.array(indptr), np.array(indices, np.int64), np.array(values, np.float32)
+from tests.sparse_rows import random_csr
 
 
 def _bm25_by_hand(docs: dict[int, dict[int, int]], query: list[int], k1=1.2, b=0.75):
@@ -78,10 +64,10 @@ def test_kernels_equal_their_numpy_twins(weighting, threads):
     rng = np.random.default_rng(1)
     idx = SparseIndex(weighting)
     for start in (0, 300, 420):  # several segments
-        indptr, indices, values = _random_csr(rng, 120, 50, impacts=weighting == "impact")
+        indptr, indices, values = random_csr(rng, 120, 50, impacts=weighting == "impact")
         idx.add(np.arange(start, start + 120), indptr, indices, values)
     idx.delete(np.concatenate([np.arange(0, 120, 7), np.arange(300, 540, 5)]))
-    q = _random_csr(rng, 25, 60, max_len=6, impacts=True)  # some terms unknown to the index
+    q = random_csr(rng, 25, 60, max_len=6, impacts=True)  # some terms unknown to the index
     for k in (1, 10, 1000):
         fast = idx.search(q, k=k, threads=threads)
         slow = idx.search(q, k=k, oracle=True)
@@ -94,9 +80,9 @@ def test_large_k_key_buffer_compactions_equal_the_twin(weighting):
     # k >= 64 on the dense path: a buffer of 4k keys is compacted many times per query
     rng = np.random.default_rng(7)
     idx = SparseIndex(weighting)
-    idx.add(np.arange(4000), *_random_csr(rng, 4000, 30, impacts=weighting == "impact"))
+    idx.add(np.arange(4000), *random_csr(rng, 4000, 30, impacts=weighting == "impact"))
     idx.delete(np.arange(0, 4000, 9))
-    q = _random_csr(rng, 8, 30, max_len=8, impacts=True)
+    q = random_csr(rng, 8, 30, max_len=8, impacts=True)
     for k in (64, 150, 900):
         fast, slow = idx.search(q, k=k), idx.search(q, k=k, oracle=True)
         np.testing.assert_array_equal(fast.ids, slow.ids)
@@ -104,8 +90,8 @@ def test_large_k_key_buffer_compactions_equal_the_twin(weighting):
     # the sparse path (postings < n_docs / DENSE_DIV) with more touched documents than
     # the buffer: offered in first-touch order
     big = SparseIndex(weighting)
-    big.add(np.arange(20000), *_random_csr(rng, 20000, 400, impacts=weighting == "impact"))
-    q = _random_csr(rng, 6, 400, max_len=4, impacts=True)
+    big.add(np.arange(20000), *random_csr(rng, 20000, 400, impacts=weighting == "impact"))
+    q = random_csr(rng, 6, 400, max_len=4, impacts=True)
     for k in (64, 100):
         fast, slow = big.search(q, k=k), big.search(q, k=k, oracle=True)
         np.testing.assert_array_equal(fast.ids, slow.ids)
@@ -160,9 +146,9 @@ def test_score_equals_the_search_score_bit_for_bit(weighting):
     rng = np.random.default_rng(4)
     idx = SparseIndex(weighting)
     for start in (0, 200, 500):
-        idx.add(np.arange(start, start + 150), *_random_csr(rng, 150, 40, impacts=True))
+        idx.add(np.arange(start, start + 150), *random_csr(rng, 150, 40, impacts=True))
     idx.delete(np.arange(0, 150, 4))
-    q = _random_csr(rng, 12, 45, max_len=6, impacts=True)
+    q = random_csr(rng, 12, 45, max_len=6, impacts=True)
     res = idx.search(q, k=50)
     got = idx.score(q, res.ids)
     hits = res.ids >= 0
@@ -185,15 +171,15 @@ def test_score_equals_the_search_score_bit_for_bit(weighting):
 def test_prepared_queries_give_the_same_results_and_go_stale_on_change():
     rng = np.random.default_rng(6)
     idx = SparseIndex("bm25")
-    idx.add(np.arange(300), *_random_csr(rng, 300, 50))
-    q = _random_csr(rng, 5, 55, max_len=4)
+    idx.add(np.arange(300), *random_csr(rng, 300, 50))
+    q = random_csr(rng, 5, 55, max_len=4)
     prepared = idx.prepare(q)
     a, b = idx.search(q, k=20), idx.search(prepared, k=20)
     np.testing.assert_array_equal(a.ids, b.ids)
     np.testing.assert_array_equal(a.scores, b.scores)
     np.testing.assert_array_equal(idx.score(q, a.ids), idx.score(prepared, a.ids))
     other = SparseIndex("bm25")
-    other.add(np.arange(300), *_random_csr(rng, 300, 50))
+    other.add(np.arange(300), *random_csr(rng, 300, 50))
     with pytest.raises(ValueError, match="another index"):
         other.search(prepared, k=5)
     idx.delete([0])  # idf and avgdl change: the prepared weights are stale
@@ -205,13 +191,13 @@ def test_prepared_queries_give_the_same_results_and_go_stale_on_change():
 
 def test_impact_scores_are_dot_products():
     rng = np.random.default_rng(2)
-    indptr, indices, values = _random_csr(rng, 80, 30, impacts=True)
+    indptr, indices, values = random_csr(rng, 80, 30, impacts=True)
     idx = SparseIndex("impact")
     idx.add(np.arange(80), indptr, indices, values)
     dense = np.zeros((80, 30), np.float32)
     for i in range(80):
         dense[i, indices[indptr[i] : indptr[i + 1]]] = values[indptr[i] : indptr[i + 1]]
-    qp, qi, qv = _random_csr(rng, 5, 30, max_len=5, impacts=True)
+    qp, qi, qv = random_csr(rng, 5, 30, max_len=5, impacts=True)
     qdense = np.zeros((5, 30), np.float32)
     for i in range(5):
         qdense[i, qi[qp[i] : qp[i + 1]]] = qv[qp[i] : qp[i + 1]]
@@ -257,7 +243,7 @@ def test_any_adds_and_deletes_equal_a_rebuild(ops, weighting):
     for op, n, seed in ops:
         r = np.random.default_rng(seed)
         if op == "add":
-            indptr, indices, values = _random_csr(r, n, 40, impacts=weighting == "impact")
+            indptr, indices, values = random_csr(r, n, 40, impacts=weighting == "impact")
             keys = np.arange(next_key, next_key + n) * 3 + 1  # not positions
             next_key += n
             idx.add(keys, indptr, indices, values)
@@ -273,7 +259,7 @@ def test_any_adds_and_deletes_equal_a_rebuild(ops, weighting):
             idx.compact()
     ref = _from_scratch(live, weighting)
     assert len(idx) == len(live)
-    queries = _random_csr(rng, 20, 45, max_len=5, impacts=True)
+    queries = random_csr(rng, 20, 45, max_len=5, impacts=True)
     for k in (3, 50):
         got, want = idx.search(queries, k=k), ref.search(queries, k=k)
         np.testing.assert_array_equal(got.ids, want.ids)
@@ -284,7 +270,7 @@ def test_segments_stay_logarithmic():
     idx = SparseIndex("bm25")
     rng = np.random.default_rng(3)
     for i in range(64):
-        indptr, indices, values = _random_csr(rng, 10, 100)
+        indptr, indices, values = random_csr(rng, 10, 100)
         idx.add(np.arange(i * 10, i * 10 + 10), indptr, indices, values)
     assert len(idx.segments) <= 8
 
@@ -314,7 +300,7 @@ def test_mapped_term_frequencies_are_released_once_cached(tmp_path, monkeypatch)
 
     rng = np.random.default_rng(3)
     idx = SparseIndex("bm25")
-    idx.add(np.arange(20000), *_random_csr(rng, 20000, 12, max_len=8))
+    idx.add(np.arange(20000), *random_csr(rng, 20000, 12, max_len=8))
     idx.save(tmp_path / "sp")
     back = SparseIndex.load(tmp_path / "sp")
     released = []
@@ -326,7 +312,7 @@ def test_mapped_term_frequencies_are_released_once_cached(tmp_path, monkeypatch)
         np.testing.assert_array_equal(a.ids, b.ids)
         np.testing.assert_array_equal(a.scores, b.scores)
     assert len(released) == 5 and all(r > 0 for r in released)
-    new = _random_csr(rng, 50, 12, max_len=8)
+    new = random_csr(rng, 50, 12, max_len=8)
     idx.add(np.arange(20000, 20050), *new)
     back.add(np.arange(20000, 20050), *new)  # statistics change: the cache refills from the file
     a, b = idx.search(q, k=20), back.search(q, k=20)
@@ -426,74 +412,6 @@ def test_bad_arrays():
     with pytest.raises(ValueError, match="b must"):
         SparseIndex("bm25", b=2)
     assert len(idx) == 0
-
-
-def test_heap_merge_kernel_matches_sort():
-    rng = np.random.default_rng(5)
-    s = rng.integers(0, 5, (4, 30)).astype(np.float32)
-    p = rng.permutation(120).reshape(4, 30).astype(np.int64)
-    p[0, :10] = -1
-    out_s, out_p = K.merge_topk(s, p, 7)
-    for q in range(4):
-        ok = p[q] >= 0
-        order = np.lexsort((p[q][ok], -s[q][ok]))[:7]
-        np.testing.assert_array_equal(out_p[q], p[q][ok][order])
-
-
-def test_csr_to_csc_matches_scipy():
-    sp = pytest.importorskip("scipy.sparse")
-    rng = np.random.default_rng(6)
-    indptr, indices, values = _random_csr(rng, 70, 25, impacts=True)
-    term_ids, term_ptr, post_doc, post_w = SK.csr_to_csc(
-        indptr, indices.astype(np.uint32), values, 25
-    )
-    csc = sp.csr_matrix((values, indices, indptr), shape=(70, 25)).tocsc()
-    csc.sort_indices()
-    present = np.nonzero(np.diff(csc.indptr))[0]
-    np.testing.assert_array_equal(term_ids, present)
-    np.testing.assert_array_equal(np.diff(term_ptr), np.diff(csc.indptr)[present])
-    np.testing.assert_array_equal(post_doc, csc.indices)
-    np.testing.assert_array_equal(post_w, csc.data)
-
-
-def test_dying_postings_and_renumber_match_numpy():
-    rng = np.random.default_rng(7)
-    indptr, indices, values = _random_csr(rng, 60, 20)
-    term_ids, term_ptr, post_doc, _ = SK.csr_to_csc(indptr, indices.astype(np.uint32), values, 20)
-    base = 5
-    dying = np.zeros(base + 60, np.uint8)
-    dying[base + rng.choice(60, 17, replace=False)] = 1
-    got = SK.dying_postings(term_ptr, post_doc, base, dying)
-    want = [
-        dying[base + post_doc[term_ptr[i] : term_ptr[i + 1]]].sum() for i in range(len(term_ids))
-    ]
-    np.testing.assert_array_equal(got, want)
-    remap = np.cumsum(1 - dying) - 1
-    np.testing.assert_array_equal(SK.renumber(post_doc, base, 2, remap), remap[base + post_doc] - 2)
-
-
-def test_merge_segments_matches_concatenation():
-    rng = np.random.default_rng(8)
-    a = _random_csr(rng, 30, 15)
-    b = _random_csr(rng, 20, 15)
-    alive = (rng.random(50) > 0.3).astype(np.uint8)
-    sa = SK.csr_to_csc(a[0], a[1].astype(np.uint32), a[2], 15)
-    sb = SK.csr_to_csc(b[0], b[1].astype(np.uint32), b[2], 15)
-    term_ids, term_ptr, post_doc, post_w = SK.merge_segments(*sa, 0, *sb, 30, alive)
-    # numpy twin: triples (term, doc, weight) of live documents, sorted by term then doc
-    trip = []
-    for (t_ids, t_ptr, p_doc, p_w), base in ((sa, 0), (sb, 30)):
-        for i, t in enumerate(t_ids):
-            for p in range(t_ptr[i], t_ptr[i + 1]):
-                if alive[base + p_doc[p]]:
-                    trip.append((int(t), base + int(p_doc[p]), float(p_w[p])))
-    trip.sort()
-    got = [
-        (int(t), int(post_doc[p]), float(post_w[p]))
-        for i, t in enumerate(term_ids)
-        for p in range(term_ptr[i], term_ptr[i + 1])
-    ]
-    assert got == trip
 
 
 def test_zero_weights_are_absent_terms():

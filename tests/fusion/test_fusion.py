@@ -18,6 +18,7 @@ from granite_index.fusion import (
     fusion_from_dict,
 )
 from granite_index.fusion.fit import FitResult, default_grid, fit_fusion
+from tests.strategies import leg_lists
 
 NINF = -np.inf
 
@@ -290,23 +291,6 @@ def test_from_dict_errors():
 # --------------------------------------------------------------------------- properties
 
 
-@st.composite
-def leg_lists(draw, legs=("bm25", "dense")):
-    nq = draw(st.integers(1, 3))
-    out = {}
-    for leg in legs:
-        width = draw(st.integers(0, 8))
-        ids = np.full((nq, width), -1, dtype=np.int64)
-        scores = np.full((nq, width), NINF, dtype=np.float32)
-        for q in range(nq):
-            n = draw(st.integers(0, width))
-            ids[q, :n] = draw(st.lists(st.integers(0, 15), min_size=n, max_size=n, unique=True))
-            vals = draw(st.lists(st.integers(0, 50), min_size=n, max_size=n))
-            scores[q, :n] = sorted(vals, reverse=True)
-        out[leg] = (ids, scores)
-    return out
-
-
 def _own_order(ids, scores):
     keep = ids >= 0
     return [int(i) for _, i in sorted(zip(-scores[keep], ids[keep]))]
@@ -498,29 +482,6 @@ def test_search_results_and_zero_queries_are_accepted():
     empty = Candidates.from_legs({"a": (np.zeros((0, 3), np.int64), np.zeros((0, 3)))})
     ids, scores = RRF().fuse(empty, 4)
     assert ids.shape == scores.shape == (0, 4)
-
-
-@settings(max_examples=80, deadline=None)
-@given(leg_lists(), st.booleans())
-def test_union_kernel_equals_its_numpy_twin(legs, repeat_an_id):
-    from granite_index._kernels.fusion import union, union_numpy
-
-    n = max(i.shape[1] for i, _ in legs.values())
-    ids = np.stack(
-        [np.pad(i, ((0, 0), (0, n - i.shape[1])), constant_values=-1) for i, _ in legs.values()]
-    )
-    scores = np.stack(
-        [np.pad(s, ((0, 0), (0, n - s.shape[1])), constant_values=NINF) for _, s in legs.values()]
-    )
-    if repeat_an_id and ids.shape[2] >= 2 and (ids[1, :, 0] >= 0).any():
-        q = int(np.flatnonzero(ids[1, :, 0] >= 0)[0])
-        ids[1, q, 1], scores[1, q, 1] = ids[1, q, 0], scores[1, q, 0]  # leg 1 repeats an id
-    valid = (ids >= 0) & (scores != NINF)
-    got, want = union(ids, scores, valid), union_numpy(ids, scores, valid)
-    assert got[3] == want[3]
-    if want[3] < 0:
-        for g, w in zip(got[:3], want[:3]):
-            np.testing.assert_array_equal(g, w)
 
 
 _STRATEGIES = [
