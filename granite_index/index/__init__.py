@@ -5,6 +5,8 @@ Modules
 - :mod:`~granite_index.index.sparse`: :class:`SparseIndex` (BM25 over term frequencies with exact
   global statistics, or dot products over learned-sparse impacts), its queries, save / load.
 - :mod:`~granite_index.index.segment`: immutable postings segments and the merge policy.
+- :mod:`~granite_index.index.queries`: the sparse index's query input (CSR checks, prepared
+  queries).
 - :mod:`~granite_index.index.dense`: :class:`DenseIndex` (FAISS flat / HNSW / IVF-PQ, deletes,
   score lookup, one-product scan for hybrid search).
 - :mod:`~granite_index.index.gpu`: exact flat search on a GPU (faiss-gpu, else torch).

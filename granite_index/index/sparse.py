@@ -35,7 +35,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numba
 import numpy as np
@@ -47,6 +47,7 @@ from granite_index._kernels import sparse_scoring as K
 from granite_index.encoders.analyzer import Analyzer, Vocabulary
 from granite_index.errors import DuplicateIdError, FormatVersionError, UnknownIdError
 from granite_index.index.positions import KeyPositions
+from granite_index.index.queries import PreparedQueries, ptr_from_mask, query_csr
 from granite_index.index.segment import Segment, merge_all, merge_tail, segment_names
 from granite_index.types import SearchResult
 from granite_index.validate import check_k, check_queries, is_text_list, preview
@@ -55,17 +56,6 @@ Weighting = Literal["bm25", "impact"]
 FORMAT_VERSION = 1
 #: fraction of dead positions past which ``delete`` compacts the index
 COMPACT_AT = 0.5
-
-
-class PreparedQueries(NamedTuple):
-    """Queries analysed and weighted by one index (:meth:`SparseIndex.prepare`): CSR of term ids
-    (uint32) and weights (float32) in the canonical scoring order. Valid until the index changes."""
-
-    ptr: np.ndarray
-    terms: np.ndarray
-    weights: np.ndarray
-    index_id: int
-    version: int
 
 
 class SparseIndex:
@@ -222,7 +212,7 @@ class SparseIndex:
         present = values > 0  # a zero weight is an absent term (the kernels rely on weights > 0)
         if not present.all():
             indptr, indices, values = (
-                _ptr_from_mask(indptr, present),
+                ptr_from_mask(indptr, present),
                 indices[present],
                 values[present],
             )
@@ -363,27 +353,7 @@ class SparseIndex:
             isinstance(queries, (list, tuple)) and is_text_list(queries)
         ):
             return self.encode_texts(check_queries(queries))
-        if hasattr(queries, "tocsr"):  # scipy.sparse
-            m = queries.tocsr()
-            m.sum_duplicates()
-            queries = (m.indptr, m.indices, m.data)
-        if isinstance(queries, tuple) and len(queries) == 3:
-            indptr, indices, values = (np.asarray(a).ravel() for a in queries)
-            indptr = indptr.astype(np.int64)
-            if len(indptr) < 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
-                raise ValueError("query indptr must start at 0 and be non-decreasing")
-            if len(indices) != indptr[-1] or len(values) != indptr[-1]:
-                raise ValueError("query indices / values must have indptr[-1] entries")
-            if len(indices) and indices.min() < 0:
-                raise ValueError("query term ids must be >= 0")
-            values = values.astype(np.float32)
-            if not np.all(np.isfinite(values)) or np.any(values < 0):
-                raise ValueError("query values must be finite and >= 0")
-            return indptr, indices.astype(np.int64), values
-        raise TypeError(
-            "queries must be a str, a list of str (with an analyzer), a scipy.sparse matrix or "
-            "an (indptr, indices, values) tuple"
-        )
+        return query_csr(queries)
 
     def prepare(self, queries: Any) -> PreparedQueries:
         """Analyse and weight queries once, for several :meth:`search` / :meth:`score` calls.
@@ -411,7 +381,7 @@ class SparseIndex:
         # terms the index has never seen cannot match: drop them (keeps ids inside uint32)
         known = (q_terms < len(self.df)) & (q_w != 0)
         if not known.all():
-            q_ptr = _ptr_from_mask(q_ptr, known)
+            q_ptr = ptr_from_mask(q_ptr, known)
             q_terms, q_w = q_terms[known], q_w[known]
         # every scoring path adds a document's term scores in this order (weight descending,
         # then term id), so scores are bit-identical whatever the path and the segment layout
@@ -597,9 +567,3 @@ class SparseIndex:
     def segment_names(path: str | os.PathLike[str]) -> set[str]:
         """Segments a saved index refers to (for cleaning up a shared segments folder)."""
         return segment_names(path)
-
-
-def _ptr_from_mask(q_ptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """CSR indptr after dropping entries where ``keep`` is False."""
-    kept = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-    return kept[q_ptr]

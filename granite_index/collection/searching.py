@@ -1,0 +1,196 @@
+"""Reading a collection through its legs: single-leg and hybrid search, query encoding, fitting
+the fusion. A part of :class:`~granite_index.collection.Collection` (which it is mixed into)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from granite_index.fusion import FitResult, Fusion, as_fusion, fit_fusion, fusion_from_dict
+from granite_index.search import (
+    DEFAULT_DEPTH,
+    MODES,
+    EncodedQueries,
+    HybridSearcher,
+    Leg,
+    as_encoded,
+    check_depth,
+    check_leg_names,
+    default_fusion,
+    encode_queries,
+)
+from granite_index.types import SearchResult
+from granite_index.validate import check_k, check_matrix
+
+if TYPE_CHECKING:  # pragma: no cover
+    from granite_index.collection.store import Manifest, Store
+    from granite_index.index.dense import DenseIndex
+
+Mode = Literal["dense", "bm25", "sparse", "hybrid"]
+
+
+class Searching:
+    """Search verbs over ``legs``; the collection supplies the legs, its manifest and its store."""
+
+    legs: dict[str, Leg]
+    modes: list[str]
+    manifest: Manifest
+    _dense: DenseIndex | None
+    _store: Store
+    _key_to_id: list[Any]
+
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        *,
+        mode: Mode | None = None,
+        legs: Sequence[str] | None = None,
+        fusion: Fusion | dict[str, Any] | None = None,
+        depth: int | None = None,
+        threads: int | None = None,
+    ) -> SearchResult:
+        """Top-k documents for each query.
+
+        Parameters
+        ----------
+        queries : str, sequence of str, float array (n_queries, dim), or EncodedQueries
+            Query texts; query vectors (dense mode only); or :meth:`encode_queries` output.
+        k : int
+            Hits per query (padded with id -1 when fewer documents match).
+        mode : {"dense", "bm25", "sparse", "hybrid"}, optional
+            Which retriever answers: one leg, or the fusion of several. Default: the dense leg
+            if the collection has one, else the learned-sparse one, else BM25.
+        legs : sequence of {"bm25", "sparse", "dense"}, optional
+            Hybrid: the legs to fuse (default: all the collection has).
+        fusion : ConvexFusion, RRF, DBSF or its dict, optional
+            Hybrid: how to fuse. Default: the one :meth:`fit_fusion` saved for these legs, else
+            an equal-weight convex combination of min-max normalised scores.
+        depth : int, optional
+            Hybrid: candidates taken from each leg (default max(k, 100)). Scores a leg did not
+            return for another leg's candidates are looked up (exact for every leg but IVF-PQ).
+        threads : int, optional
+            Sparse legs: threads for a batch of queries (default: all cores).
+
+        Returns
+        -------
+        SearchResult
+            Internal keys and scores; ``.doc_ids()`` and ``.to_arrow()`` give your ids and documents.
+        """
+        if mode is None:
+            mode = next(m for m in ("dense", "sparse", "bm25") if m in self.modes)
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'dense', 'bm25', 'sparse' or 'hybrid'; got {mode!r}")
+        if mode not in self.modes:
+            raise ValueError(
+                f"this collection has no {mode} mode; it answers {self.modes} "
+                "(choose dense= / sparse= in Collection.create)"
+            )
+        if mode != "hybrid" and (legs is not None or fusion is not None or depth is not None):
+            raise ValueError("legs, fusion and depth are for mode='hybrid'")
+        k = check_k(k)
+        all_legs = self.legs
+        if mode == "hybrid":
+            use = {name: all_legs[name] for name in check_leg_names(legs, list(all_legs))}
+            searcher = HybridSearcher(use, self._fusion_for(fusion, tuple(use)))
+            encoded = as_encoded(queries, use)
+            ids, scores = searcher.search(encoded, k, check_depth(depth, k), threads)
+            return SearchResult(ids, scores, self)
+        if mode == "dense" and isinstance(queries, np.ndarray):
+            res = self._dense.search(check_matrix(queries, "queries", self._dense.dim), k)
+            return SearchResult(res.ids, res.scores, self)
+        leg = all_legs[mode]
+        encoded = as_encoded(queries, {mode: leg})
+        res = leg.search(encoded.get(mode), k, threads=threads)
+        return SearchResult(res.ids, res.scores, self)
+
+    def _fusion_for(self, fusion: Any, legs: tuple[str, ...]) -> Fusion:
+        """``fusion`` as given (a strategy or its dict), else the fitted one saved for exactly
+        these legs, else the default."""
+        if fusion is not None:
+            return as_fusion(fusion)
+        saved = self.manifest.fusion
+        if saved is not None and set(saved.get("legs", ())) == set(legs):
+            return fusion_from_dict(saved["fusion"])
+        return default_fusion(legs)
+
+    def encode_queries(self, queries: Any, legs: Sequence[str] | None = None) -> EncodedQueries:
+        """Encode query texts once for the given legs (default: all), for :meth:`search`."""
+        if isinstance(queries, EncodedQueries):
+            return queries
+        all_legs = self.legs
+        names = list(all_legs) if legs is None else list(legs)
+        unknown = [n for n in names if n not in all_legs]
+        if unknown:
+            raise ValueError(f"this collection has no {unknown[0]!r} leg; it has {list(all_legs)}")
+        return encode_queries(queries, {n: all_legs[n] for n in names})
+
+    def fit_fusion(
+        self,
+        queries: Any,
+        qrels: dict[str, dict[str, int]],
+        query_ids: Sequence[str],
+        *,
+        legs: Sequence[str] | None = None,
+        metric: str = "nDCG@10",
+        depth: int | None = None,
+        save: bool = True,
+    ) -> FitResult:
+        """Choose the hybrid fusion on labelled queries (a train split; never the test set).
+
+        Grid-searches convex weights with each normalisation, RRF and DBSF
+        (:func:`granite_index.fusion.fit_fusion`) and, with ``save``, stores the best in the
+        manifest (one commit): later hybrid searches over the same legs use it.
+
+        Parameters
+        ----------
+        queries : sequence of str or EncodedQueries
+        qrels : dict
+            ``{query_id: {doc_id: relevance}}`` (doc ids as in this collection, as strings).
+        query_ids : sequence of str
+            The id of each query, in order.
+        legs : sequence of str, optional
+            Legs to fuse (default: all the collection has).
+        metric : str
+            What to maximise (an ir-measures name, e.g. ``"nDCG@10"``, ``"R@100"``).
+        depth : int, optional
+            Candidates per leg (default 100).
+        save : bool
+            Store the chosen fusion in the manifest.
+
+        Returns
+        -------
+        FitResult
+            The chosen fusion, its training score and the table of all tried.
+        """
+        all_legs = self.legs
+        use = {name: all_legs[name] for name in check_leg_names(legs, list(all_legs))}
+        encoded = encode_queries(queries, use)
+        if isinstance(query_ids, str) or len(query_ids) != encoded.n:
+            raise ValueError(f"query_ids must give one id per query ({encoded.n})")
+        cands = HybridSearcher(use).candidates(
+            encoded, DEFAULT_DEPTH if depth is None else int(depth)
+        )
+        key_to_id = self._key_to_id
+        result = fit_fusion(
+            cands,
+            qrels,
+            list(query_ids),
+            lambda keys: [key_to_id[int(k)] for k in keys],
+            metric=metric,
+        )
+        if save:
+            saved = {
+                "legs": list(use),
+                "fusion": result.fusion.to_dict(),
+                "metric": metric,
+                "train_score": result.score,
+                "n_queries": encoded.n,
+            }
+            # the indexes do not change: the same commit, with a new manifest (atomic rewrite)
+            with self._store.writer():
+                self._store.commit(dataclasses.replace(self.manifest, fusion=saved))
+        return result
