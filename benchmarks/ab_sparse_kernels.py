@@ -2,7 +2,9 @@
 
 Run:  .venv/bin/python -m benchmarks.ab_sparse_kernels 7a78155 HEAD [--n-docs 1000000] [--k 10 1000]
 
-Each git revision's ``granite_index/_sparse_kernels.py`` is loaded as its own module and runs
+Each git revision's sparse scoring kernels (``granite_index/_kernels/sparse_scoring.py``, or
+``granite_index/_sparse_kernels.py`` in revisions before the layered package) are loaded as
+their own module and run
 ``score_topk`` on the same segment and BM25 cache (built by the current code), single-threaded,
 for the 458 real queries of :mod:`benchmarks.bench_bm25` on its synthetic corpus. The versions
 alternate within each repeat, so a drift of this shared machine hits them alike; medians of
@@ -27,7 +29,8 @@ from benchmarks.bench_bm25 import _as_lists, build_ours, load_real, query_arrays
 from benchmarks.common import ROOT, machine, markdown_table, write_results
 from granite_index.encoders.analyzer import Analyzer, Vocabulary
 
-KERNELS = "granite_index/_sparse_kernels.py"
+#: where the sparse scoring kernels live, newest layout first
+KERNELS = ("granite_index/_kernels/sparse_scoring.py", "granite_index/_sparse_kernels.py")
 
 
 def git(*args: str) -> str:
@@ -39,7 +42,8 @@ def git(*args: str) -> str:
 
 def load_version(rev: str, folder: Path, i: int):
     """The kernels module of git revision ``rev`` (a file in ``folder``, imported by path)."""
-    src = git("show", f"{rev}:{KERNELS}")
+    have = set(git("ls-tree", "-r", "--name-only", rev).split())
+    src = git("show", f"{rev}:{next(k for k in KERNELS if k in have)}")
     path = folder / f"kernels_v{i}.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location(f"kernels_v{i}", path)
