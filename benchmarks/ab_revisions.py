@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -27,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import CACHE, ROOT, machine, markdown_table, write_results
+from benchmarks.common import BEIR, CACHE, ROOT, machine, markdown_table, write_results
 
 DEFAULT_KEYS = r"(ours_qps|ours_docs_per_s|ratio|p50_ms|p99_ms|qps_one_at_a_time|ndcg@10)$"
 
@@ -65,8 +66,9 @@ def run_once(folder: Path, command: list[str], results: str) -> dict[str, Any]:
     """Run ``python -m command`` in ``folder``; its results JSON."""
     target = folder / "benchmarks" / "results" / f"{results}.json"
     target.unlink(missing_ok=True)
+    env = {**os.environ, "GRANITE_DATA": str(BEIR.parent)}  # the data beside this checkout
     proc = subprocess.run(
-        [sys.executable, "-m", *command], cwd=folder, capture_output=True, text=True
+        [sys.executable, "-m", *command], cwd=folder, env=env, capture_output=True, text=True
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed in {folder}:\n{proc.stderr[-3000:]}")
@@ -104,11 +106,11 @@ def main() -> None:
     ap.add_argument("--results", required=True, help="the benchmark's results name (NAME.json)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--keys", default=DEFAULT_KEYS, help="regex of the figures to compare")
-    ap.add_argument("command", nargs=argparse.REMAINDER, help="-- MODULE [ARGS...]")
-    args = ap.parse_args()
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, command = ap.parse_args(argv[:cut]), argv[cut + 1 :]
     if not command:
-        ap.error("give the benchmark: -- MODULE [ARGS...]")
+        ap.error("give the benchmark after --: -- MODULE [ARGS...]")
     revs = {r: git("rev-parse", "--short", r) for r in (args.rev_a, args.rev_b)}
     labels = list(dict.fromkeys(revs.values()))
     if len(labels) != 2:
