@@ -1,8 +1,11 @@
 """Batch corpus encoding: stream a corpus through the encoders into a resumable Lance dataset.
 
 :func:`encode_corpus` (``granite-index encode``) writes the dataset; :func:`collection_from_encoded`
-(``Collection.from_encoded``, ``granite-index index --from-encoded``) builds a collection from it
-without encoding again.
+(``granite-index index --from-encoded``) builds a collection from it without encoding again,
+through the collection's one ingest loop.
+
+Imports: :mod:`granite_index.collection` and the layers below, public names only (never the
+LanceDB plugin or the CLI). Tests: ``tests/jobs/``.
 """
 
 from __future__ import annotations

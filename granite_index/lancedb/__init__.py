@@ -5,8 +5,12 @@ Importing this package registers two embedding functions in LanceDB's registry:
 :class:`GraniteSparseEmbeddings`). Sparse vectors live in the table as ``<name>_indices`` /
 ``<name>_values`` list columns (:func:`add_sparse_column`, :func:`add`); :func:`sparse_search`
 and :func:`hybrid_search` search them with the engine's own :class:`~granite_index.SparseIndex`
-kept in step with the table's versions; :class:`GraniteFusion` is a LanceDB ``Reranker`` that fuses
-LanceDB's own hybrid legs with :mod:`granite_index.fusion`.
+kept in step with the table's versions (:func:`hybrid_search` fuses table legs through the
+engine's :class:`~granite_index.search.HybridSearcher`); :class:`GraniteFusion` is a LanceDB
+``Reranker`` that fuses LanceDB's own hybrid legs with :mod:`granite_index.fusion`.
+
+Imports: :mod:`granite_index.search`, ``fusion``, ``index``, ``encoders`` and the shared
+modules, public names only (never the collection, the jobs or the CLI). Tests: ``tests/lancedb/``.
 
 Examples
 --------

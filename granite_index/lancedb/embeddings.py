@@ -21,6 +21,7 @@ import numpy as np
 from lancedb.embeddings import TextEmbeddingFunction, register
 
 from granite_index.encoders.resolve import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
+from granite_index.validate import check_queries
 
 
 @lru_cache(maxsize=8)
@@ -60,10 +61,13 @@ def _usable(texts: list[Any]) -> list[int]:
 
 
 def _queries(query: Any) -> list[str]:
+    """Query texts LanceDB hands over, through the engine's one query check (a ValueError, as
+    LanceDB expects of an embedding function)."""
     texts = _texts(query)
-    if len(_usable(texts)) != len(texts):
-        raise ValueError(f"a query is empty, null or not a str: {texts!r}")
-    return texts
+    try:
+        return check_queries(texts, "query")
+    except TypeError as exc:
+        raise ValueError(f"a query is null or not a str: {texts!r}") from exc
 
 
 def _dense_rows(encode: Any, texts: Any) -> list[np.ndarray | None]:
