@@ -173,6 +173,7 @@ class Collection(Searching):
         state: LoadedState = load_state(self._store, self._device)
         self._dense, self._bm25, self._splade = state.dense, state.bm25, state.splade
         self._id_to_key, self._key_to_id = state.id_to_key, state.key_to_id
+        self._legs = self._make_legs()  # the indexes change in place until the next load
 
     # ------------------------------------------------------------------ properties
     @property
@@ -239,6 +240,9 @@ class Collection(Searching):
     def legs(self) -> dict[str, Leg]:
         """This collection's legs by name (``"bm25"``, ``"sparse"``, ``"dense"``), each a
         :class:`~granite_index.search.Leg` over its index (query encoders load on first use)."""
+        return dict(self._legs)
+
+    def _make_legs(self) -> dict[str, Leg]:
         out: dict[str, Leg] = {}
         for name, index in self._indexes().items():
             if name == "bm25":
@@ -252,7 +256,7 @@ class Collection(Searching):
     @property
     def modes(self) -> list[str]:
         """The search modes this collection answers (``hybrid`` when it has two legs or more)."""
-        legs = list(self._indexes())
+        legs = list(self._legs)
         return legs + ["hybrid"] if len(legs) > 1 else legs
 
     @property

@@ -33,11 +33,12 @@ Mode = Literal["dense", "bm25", "sparse", "hybrid"]
 
 
 class Searching:
-    """Search verbs over ``legs``; the collection supplies the legs, its manifest and its store."""
+    """Search verbs over the collection's legs (``_legs``, built when its state is loaded), its
+    manifest and its store."""
 
-    legs: dict[str, Leg]
     modes: list[str]
     manifest: Manifest
+    _legs: dict[str, Leg]
     _dense: DenseIndex | None
     _store: Store
     _key_to_id: list[Any]
@@ -80,19 +81,20 @@ class Searching:
         SearchResult
             Internal keys and scores; ``.doc_ids()`` and ``.to_arrow()`` give your ids and documents.
         """
+        modes = self.modes
         if mode is None:
-            mode = next(m for m in ("dense", "sparse", "bm25") if m in self.modes)
+            mode = next(m for m in ("dense", "sparse", "bm25") if m in modes)
         if mode not in MODES:
             raise ValueError(f"mode must be 'dense', 'bm25', 'sparse' or 'hybrid'; got {mode!r}")
-        if mode not in self.modes:
+        if mode not in modes:
             raise ValueError(
-                f"this collection has no {mode} mode; it answers {self.modes} "
+                f"this collection has no {mode} mode; it answers {modes} "
                 "(choose dense= / sparse= in Collection.create)"
             )
         if mode != "hybrid" and (legs is not None or fusion is not None or depth is not None):
             raise ValueError("legs, fusion and depth are for mode='hybrid'")
         k = check_k(k)
-        all_legs = self.legs
+        all_legs = self._legs
         if mode == "hybrid":
             use = {name: all_legs[name] for name in check_leg_names(legs, list(all_legs))}
             searcher = HybridSearcher(use, self._fusion_for(fusion, tuple(use)))
@@ -121,7 +123,7 @@ class Searching:
         """Encode query texts once for the given legs (default: all), for :meth:`search`."""
         if isinstance(queries, EncodedQueries):
             return queries
-        all_legs = self.legs
+        all_legs = self._legs
         names = list(all_legs) if legs is None else list(legs)
         unknown = [n for n in names if n not in all_legs]
         if unknown:
@@ -166,7 +168,7 @@ class Searching:
         FitResult
             The chosen fusion, its training score and the table of all tried.
         """
-        all_legs = self.legs
+        all_legs = self._legs
         use = {name: all_legs[name] for name in check_leg_names(legs, list(all_legs))}
         encoded = encode_queries(queries, use)
         if isinstance(query_ids, str) or len(query_ids) != encoded.n:
