@@ -15,6 +15,7 @@ def _faiss_gpus() -> int:
     return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
 
 
+@lru_cache(maxsize=1)
 def _no_cuda_driver() -> bool:
     """True where no CUDA device can exist: macOS, or Linux without the NVIDIA driver's device
     files. Saves importing torch (seconds) just to learn there is no GPU."""
