@@ -10,6 +10,9 @@ there, with that revision's own package and benchmark script. Rounds alternate t
 worktree's ``benchmarks/results/RESULTS.json`` is read; the numeric figures whose name matches
 ``--keys`` are reported per revision as the median over rounds, with B / A.
 
+``--bench-from-here`` copies this checkout's benchmark module into both worktrees first, for a
+benchmark newer than the older revision (its results then differ only by the package).
+
 Use it to show that a change moved no figure beyond run-to-run noise: the spread of each
 revision's own rounds is reported next to the ratio. Writes ``benchmarks/results/ab_RESULTS.json``.
 """
@@ -31,6 +34,7 @@ from typing import Any
 from benchmarks.common import BEIR, CACHE, ROOT, machine, markdown_table, write_results
 
 DEFAULT_KEYS = r"(ours_qps|ours_docs_per_s|ratio|p50_ms|p99_ms|qps_one_at_a_time|ndcg@10)$"
+# With --bench-from-here the benchmark module of this checkout replaces each revision's copy.
 
 
 def git(*args: str) -> str:
@@ -106,6 +110,12 @@ def main() -> None:
     ap.add_argument("--results", required=True, help="the benchmark's results name (NAME.json)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--keys", default=DEFAULT_KEYS, help="regex of the figures to compare")
+    ap.add_argument(
+        "--bench-from-here",
+        action="store_true",
+        help="run this checkout's copy of the benchmark module in both worktrees (for a benchmark "
+        "newer than one of the revisions)",
+    )
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args, command = ap.parse_args(argv[:cut]), argv[cut + 1 :]
@@ -120,6 +130,10 @@ def main() -> None:
     raw: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
     try:
         folders = {label: worktree(label, parent) for label in labels}
+        if args.bench_from_here:
+            module = Path(*command[0].split(".")).with_suffix(".py")
+            for folder in folders.values():
+                shutil.copyfile(ROOT / module, folder / module)
         for i in range(args.rounds):
             for label in labels if i % 2 == 0 else labels[::-1]:
                 print(f"round {i + 1}: {label}", flush=True)
@@ -150,6 +164,7 @@ def main() -> None:
         "command": command,
         "revisions": {"a": a, "b": b},
         "rounds": args.rounds,
+        "bench_from_here": args.bench_from_here,
         "figures": rows,
         "runs": raw,
     }
