@@ -159,9 +159,19 @@ class Collection(Searching):
             ``path`` holds no collection.
         FormatVersionError
             The collection was written by a newer granite-index.
+        ValueError
+            A given encoder is not the model (name and revision) the collection was built with.
         """
+        store = Store.open(path)
+        m = store.manifest
+        for given, saved, what in (
+            (encoder, m.encoder, "encoder"),
+            (sparse_encoder, m.splade_encoder, "sparse_encoder"),
+        ):
+            if given is not None:
+                _check_same_encoder(given, saved, what, store.path)
         options = {"precision": precision, "batch_size": batch_size}
-        return cls(Store.open(path), encoder, device, options, sparse_encoder)
+        return cls(store, encoder, device, options, sparse_encoder)
 
     @staticmethod
     def exists(path: str | os.PathLike[str]) -> bool:
@@ -499,3 +509,16 @@ class Collection(Searching):
     def hits_table(self, result: SearchResult, *, with_documents: bool) -> pa.Table:
         """One row per hit of ``result`` (see :meth:`SearchResult.to_arrow`)."""
         return hits_table(result, self._key_to_id, self._rows if with_documents else None)
+
+
+def _check_same_encoder(encoder: Any, saved: dict[str, Any] | None, what: str, path: Path) -> None:
+    """ValueError unless ``encoder`` is the model (name and revision) the manifest names."""
+    if saved is None:
+        raise ValueError(f"{what} given, but {path} has no leg that uses one")
+    config = encoder.config.to_dict()
+    differ = [k for k in ("model", "revision") if config.get(k) != saved.get(k)]
+    if differ:
+        raise ValueError(
+            f"{what} is {config.get('model')!r} ({config.get('revision')}), but {path} was built "
+            f"with {saved.get('model')!r} ({saved.get('revision')})"
+        )

@@ -86,6 +86,11 @@ def test_open_with_injected_encoders_searches_as_before(tmp_path):
     np.testing.assert_array_equal(before.scores, after.scores)
     assert after.doc_ids() == before.doc_ids()
     assert Collection.exists(tmp_path / "c") and not Collection.exists(tmp_path / "nope")
+    with pytest.raises(ValueError, match="was built with 'hashing'"):
+        Collection.open(tmp_path / "c", encoder=HashingSparseEncoder())
+    lexical = Collection.create(tmp_path / "lex", dense=False, sparse="bm25")
+    with pytest.raises(ValueError, match="no leg that uses one"):
+        Collection.open(lexical.path, encoder=HashingEncoder())
 
 
 def test_legs_property_and_renamed_indexes(tmp_path):
