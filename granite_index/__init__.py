@@ -18,9 +18,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from granite_index.errors import (
+    ConflictError,
     DuplicateIdError,
     FormatVersionError,
     GraniteIndexError,
+    LockTimeoutError,
     ModelNotFoundError,
     NotACollectionError,
     UnknownIdError,
@@ -73,12 +75,14 @@ __all__ = [
     "Analyzer",
     "Bm25Spec",
     "Collection",
+    "ConflictError",
     "DenseEncoder",
     "DenseIndex",
     "DenseSpec",
     "DuplicateIdError",
     "FormatVersionError",
     "GraniteIndexError",
+    "LockTimeoutError",
     "ModelNotFoundError",
     "NotACollectionError",
     "SearchResult",

@@ -28,3 +28,12 @@ class UnknownIdError(GraniteIndexError, KeyError):
 
 class DuplicateIdError(GraniteIndexError, ValueError):
     """Ids given twice in one call, or already present."""
+
+
+class ConflictError(GraniteIndexError):
+    """Another writer changed the same documents since this handle last read the collection (an
+    id it added, or deleted); nothing was written."""
+
+
+class LockTimeoutError(GraniteIndexError, TimeoutError):
+    """Another writer held the collection's lock for longer than the handle's lock timeout."""

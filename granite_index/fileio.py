@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,14 +15,23 @@ __all__ = ["exclusive_lock", "make_temp_dir", "write_atomic"]
 
 
 @contextlib.contextmanager
-def exclusive_lock(lock_file: Path, busy: Exception) -> Iterator[None]:
-    """Hold an exclusive, non-blocking flock on ``lock_file`` (created if missing; released if the
-    process dies); raise ``busy`` when another process holds it."""
+def exclusive_lock(lock_file: Path, busy: Exception, timeout: float = 0.0) -> Iterator[None]:
+    """Hold an exclusive flock on ``lock_file`` (created if missing; released if the process
+    dies). Another holder is waited for up to ``timeout`` seconds (0: not at all); then ``busy``
+    is raised."""
+    deadline = time.monotonic() + max(0.0, timeout)
     with open(lock_file, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise busy from exc
+        pause = 0.005
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise busy from exc
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 0.1)
         try:
             yield
         finally:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,19 +12,16 @@ import numpy as np
 import pyarrow as pa
 
 from granite_index.collection.documents import (
-    docs_table,
     hits_table,
-    metadata_json,
     rows_by_key,
-    split_table,
 )
 from granite_index.collection.searching import Searching
 from granite_index.collection.spec import LegSpec, check_specs, specs_from_options
 from granite_index.collection.state import LoadedState, build_indexes, load_state
 from granite_index.collection.store import Manifest, Store, docs_schema
-from granite_index.errors import DuplicateIdError, UnknownIdError
+from granite_index.collection.writing import LOCK_TIMEOUT, Writing
+from granite_index.errors import UnknownIdError
 from granite_index.index.dense import DenseIndex, Device
-from granite_index.index.segment import segment_names
 from granite_index.index.sparse import SparseIndex
 from granite_index.search import (
     LEG_NAMES,
@@ -34,8 +30,8 @@ from granite_index.search import (
     Leg,
     SpladeLeg,
 )
-from granite_index.types import SearchResult, SparseVectors
-from granite_index.validate import as_list, check_ids, check_matrix, check_texts, preview
+from granite_index.types import SearchResult
+from granite_index.validate import as_list, preview
 
 if TYPE_CHECKING:  # the encoders (torch) load only when a collection needs them
     from granite_index.encoders.dense import DenseEncoder
@@ -45,11 +41,14 @@ Mode = Literal["dense", "bm25", "sparse", "hybrid"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
-class Collection(Searching):
+class Collection(Writing, Searching):
     """Documents + vectors + indexes in one folder; the verbs are add, delete, search, open.
 
-    Create one with :meth:`create`, reopen it with :meth:`open`. Every ``add`` and ``delete``
-    is one atomic commit: a process killed part-way leaves the collection as of its last commit.
+    Create one with :meth:`create`, reopen it with :meth:`open`. Every ``add``, ``upsert`` and
+    ``delete`` is one atomic commit: a process killed part-way leaves the collection as of its
+    last commit. Several handles and processes may write: each write takes the lock, catches up
+    with the commits of the others, and raises :class:`~granite_index.ConflictError` (writing
+    nothing) when they touched the same ids.
 
     Examples
     --------
@@ -69,7 +68,9 @@ class Collection(Searching):
         device: Device,
         encoder_options: dict,
         sparse_encoder: SparseEncoder | None = None,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> None:
+        self.lock_timeout = float(lock_timeout)
         self._store = store
         self._encoder = encoder
         self._sparse_encoder = sparse_encoder
@@ -85,6 +86,7 @@ class Collection(Searching):
         legs: Sequence[LegSpec] | None = None,
         *,
         device: Device = "auto",
+        lock_timeout: float = LOCK_TIMEOUT,
         **options: Any,
     ) -> Collection:
         """Make a new, empty collection at ``path`` (which must not exist, or be an empty folder).
@@ -97,6 +99,8 @@ class Collection(Searching):
             it, ``options`` say the same in short (default: one dense leg, the bundled model).
         device : {"auto", "cpu", "cuda"}
             Where the dense index searches (GPU when present for ``flat``).
+        lock_timeout : float
+            Seconds a write waits for another writer's lock (default 60).
         **options :
             The shorthand, when ``legs`` is not given:
 
@@ -128,7 +132,9 @@ class Collection(Searching):
         store = Store.create(
             path, manifest, built.dense, {k: v for k, v in sparse.items() if v is not None}
         )
-        return cls(store, built.encoder, device, built.encoder_options, built.sparse_encoder)
+        return cls(
+            store, built.encoder, device, built.encoder_options, built.sparse_encoder, lock_timeout
+        )
 
     @classmethod
     def open(
@@ -140,6 +146,7 @@ class Collection(Searching):
         device: Device = "auto",
         encoder: DenseEncoder | None = None,
         sparse_encoder: SparseEncoder | None = None,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> Collection:
         """Open a collection as of its last commit. The encoders load on first use.
 
@@ -152,6 +159,8 @@ class Collection(Searching):
         encoder, sparse_encoder : optional
             Encoders already loaded, used instead of loading the manifest's (they must be the
             ones the collection was built with).
+        lock_timeout : float
+            Seconds a write waits for another writer's lock (default 60).
 
         Raises
         ------
@@ -171,7 +180,7 @@ class Collection(Searching):
             if given is not None:
                 _check_same_encoder(given, saved, what, store.path)
         options = {"precision": precision, "batch_size": batch_size}
-        return cls(store, encoder, device, options, sparse_encoder)
+        return cls(store, encoder, device, options, sparse_encoder, lock_timeout)
 
     @staticmethod
     def exists(path: str | os.PathLike[str]) -> bool:
@@ -311,169 +320,6 @@ class Collection(Searching):
             },
             "fusion": m.fusion,
         }
-
-    # ------------------------------------------------------------------ writing
-    def add(
-        self,
-        ids: Any,
-        texts: Any = None,
-        metadata: Any = None,
-        *,
-        vectors: Any = None,
-        sparse_vectors: SparseVectors | None = None,
-        show_progress: Any = False,
-    ) -> None:
-        """Add documents in one commit.
-
-        Parameters
-        ----------
-        ids : sequence of int or str, or a table
-            New, unique ids (all int or all str). A pandas DataFrame or Arrow table with
-            ``id`` and ``text`` columns may be given alone: its other columns become metadata.
-        texts : sequence of str
-            Non-empty document texts, one per id.
-        metadata : list of dict, DataFrame or Arrow table, optional
-            One JSON-serialisable record per document.
-        vectors : array-like float32 (n, dim), optional
-            Precomputed document vectors from this collection's encoder (skips encoding).
-        sparse_vectors : SparseVectors, optional
-            Precomputed SPLADE rows (one per document) from this collection's sparse encoder
-            (skips SPLADE encoding).
-        show_progress : bool or tqdm
-            Show a progress bar while encoding (or advance the given one).
-
-        Raises
-        ------
-        DuplicateIdError
-            An id repeats in ``ids`` or is already in the collection.
-        TypeError, ValueError
-            Bad ids, empty or non-string texts, mismatched lengths or vector dimension.
-        """
-        if texts is None:
-            ids, texts, metadata = split_table(ids)
-        ids, id_type = check_ids(ids)
-        texts = check_texts(texts)
-        if len(ids) != len(texts):
-            raise ValueError(f"{len(ids)} ids but {len(texts)} texts")
-        if not ids:
-            return
-        meta = metadata_json(metadata, len(ids))
-        m = self.manifest
-        if m.id_type not in (None, id_type):
-            raise TypeError(f"this collection's ids are {m.id_type}; got {id_type} ids")
-        present = [i for i in ids if i in self._id_to_key]
-        if present:
-            raise DuplicateIdError(f"ids already in the collection: {preview(present)}")
-        vectors, terms, impacts = self._encode_documents(
-            texts, vectors, show_progress, sparse_vectors
-        )
-        keys = np.arange(m.next_key, m.next_key + len(ids), dtype=np.int64)
-        table = docs_table(keys, ids, texts, meta, vectors, id_type)
-        with self._store.writer(), self._rollback_on_error():
-            lance_version = self._store.append_docs(table)
-            new = m.next(
-                lance_version=lance_version,
-                id_type=id_type,
-                next_key=m.next_key + len(ids),
-                n_docs=m.n_docs + len(ids),
-            )
-            if self._dense is not None:
-                self._dense.add(keys, vectors)
-            if self._bm25 is not None:
-                self._bm25.add(keys, *terms)
-            if self._splade is not None:
-                self._splade.add(keys, impacts.indptr, impacts.indices, impacts.values)
-            self._write_indexes(new)
-        self._id_to_key.update(zip(ids, keys.tolist()))
-        self._key_to_id.extend(ids)
-
-    def delete(self, ids: Any) -> None:
-        """Delete documents by id in one commit.
-
-        Raises
-        ------
-        UnknownIdError
-            Some ids are not in the collection (nothing is deleted).
-        """
-        ids, _ = check_ids(ids)
-        if not ids:
-            return
-        missing = [i for i in ids if i not in self._id_to_key]
-        if missing:
-            raise UnknownIdError(f"ids not in the collection: {preview(missing)}")
-        keys = [self._id_to_key[i] for i in ids]
-        m = self.manifest
-        with self._store.writer(), self._rollback_on_error():
-            lance_version = self._store.delete_docs(keys)
-            new = m.next(lance_version=lance_version, n_docs=m.n_docs - len(ids))
-            for index in self._indexes().values():
-                index.delete(keys)
-            self._write_indexes(new)
-        for i, key in zip(ids, keys):
-            del self._id_to_key[i]
-            self._key_to_id[key] = None
-
-    def _encode_documents(
-        self, texts: list[str], vectors: Any, show_progress: Any, sparse_vectors: Any = None
-    ) -> tuple[np.ndarray | None, Any, Any]:
-        """What each index needs of new documents: dense vectors, BM25 terms, SPLADE impacts."""
-        if self._dense is None:
-            if vectors is not None:
-                raise ValueError("this collection has no dense index; do not pass vectors")
-        elif vectors is None:
-            vectors = self.encoder.encode_documents(texts, show_progress=show_progress)
-        else:
-            vectors = check_matrix(vectors, "vectors", self._dense.dim)
-            if len(vectors) != len(texts):
-                raise ValueError(f"{len(texts)} ids but {len(vectors)} vectors")
-        terms = self._bm25.encode_texts(texts, grow=True) if self._bm25 is not None else None
-        impacts = None
-        if sparse_vectors is not None:
-            impacts = self._check_sparse_vectors(sparse_vectors, len(texts))
-        elif self._splade is not None:
-            # a caller's bar counts documents once: the dense encoder advances it when present
-            bar = (
-                show_progress
-                if self._dense is None or not hasattr(show_progress, "update")
-                else False
-            )
-            impacts = self.sparse_encoder.encode_documents(texts, show_progress=bar)
-        if self._dense is None and self._splade is None and hasattr(show_progress, "update"):
-            show_progress.update(len(texts))
-        return vectors, terms, impacts
-
-    def _check_sparse_vectors(self, sparse: Any, n: int) -> SparseVectors:
-        if self._splade is None:
-            raise ValueError("this collection has no SPLADE index; do not pass sparse_vectors")
-        if not isinstance(sparse, SparseVectors):
-            raise TypeError(f"sparse_vectors must be SparseVectors; got {type(sparse).__name__}")
-        if len(sparse) != n:
-            raise ValueError(f"{n} ids but {len(sparse)} sparse vectors")
-        return sparse
-
-    def _write_indexes(self, new: Manifest) -> None:
-        """Write every index under commit ``new.commit``, then commit ``new`` (the atomic step),
-        then drop the files no commit needs."""
-        if self._dense is not None:
-            self._store.write_dense(self._dense, new.commit)
-        for name, index in (("bm25", self._bm25), ("splade", self._splade)):
-            if index is not None:
-                self._store.write_sparse(index, new.commit, name)
-        self._store.commit(new)
-        for name, index in (("bm25", self._bm25), ("splade", self._splade)):
-            if index is not None:
-                used = segment_names(self._store.sparse_dir(name=name))
-                self._store.drop_unused_segments(name, used)
-
-    @contextlib.contextmanager
-    def _rollback_on_error(self) -> Iterator[None]:
-        """On an error, reread the last commit: the in-memory state may be half-updated."""
-        try:
-            yield
-        except BaseException:
-            self._store = Store.open(self.path)
-            self._load_state()
-            raise
 
     # ------------------------------------------------------------------ documents out
     def get(self, ids: Any) -> pa.Table:

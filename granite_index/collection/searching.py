@@ -42,6 +42,10 @@ class Searching:
     _dense: DenseIndex | None
     _store: Store
     _key_to_id: list[Any]
+    lock_timeout: float
+
+    def _catch_up(self) -> None:  # pragma: no cover - provided by the collection
+        raise NotImplementedError
 
     def search(
         self,
@@ -192,7 +196,8 @@ class Searching:
                 "train_score": result.score,
                 "n_queries": encoded.n,
             }
-            # the indexes do not change: the same commit, with a new manifest (atomic rewrite)
-            with self._store.writer():
-                self._store.commit(dataclasses.replace(self.manifest, fusion=saved))
+            # the indexes do not change: the newest commit, with a new manifest (atomic rewrite)
+            with self._store.writer(self.lock_timeout):
+                self._catch_up()
+                self._store.commit(dataclasses.replace(self._store.manifest, fusion=saved))
         return result

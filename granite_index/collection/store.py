@@ -31,7 +31,7 @@ from typing import Any
 import lance
 import pyarrow as pa
 
-from granite_index.errors import FormatVersionError, NotACollectionError
+from granite_index.errors import FormatVersionError, LockTimeoutError, NotACollectionError
 from granite_index.fileio import exclusive_lock, make_temp_dir, write_atomic
 
 FORMAT_VERSION = 1
@@ -167,35 +167,41 @@ class Store:
 
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
-    def writer(self) -> Iterator[None]:
-        """Hold the collection's write lock (an flock on ``.lock``; released if the process dies)."""
-        busy = RuntimeError(f"{self.path} is being written by another process")
-        with exclusive_lock(self.path / ".lock", busy):
+    def writer(self, timeout: float = 0.0) -> Iterator[None]:
+        """Hold the collection's write lock (an flock on ``.lock``; released if the process dies),
+        waiting up to ``timeout`` seconds for another writer to finish."""
+        busy = LockTimeoutError(
+            f"{self.path} is being written by another process (waited {timeout:g} s for its lock)"
+        )
+        with exclusive_lock(self.path / ".lock", busy, timeout):
             yield
 
-    def _writable_docs(self) -> lance.LanceDataset | None:
-        """The dataset rolled back to the committed version if a crashed writer went past it."""
+    def latest(self) -> Store:
+        """The collection as of its newest commit (read from disk)."""
+        return Store.open(self.path)
+
+    def begin_write(self) -> None:
+        """Roll the documents back to the committed Lance version: versions past it were written
+        by a writer that died before its commit (no manifest ever named them). Call under the
+        lock, on the latest manifest, before :meth:`append_docs` / :meth:`delete_docs`."""
         uri = self.path / DOCS
         if self.manifest.lance_version is None:
             shutil.rmtree(uri, ignore_errors=True)  # a first add that never committed
-            return None
+            return
         ds = lance.dataset(uri, version=self.manifest.lance_version)
         if ds.latest_version != self.manifest.lance_version:
             ds.restore()
-            ds = lance.dataset(uri)
-        return ds
 
     def append_docs(self, table: pa.Table) -> int:
         """Append rows; returns the new (uncommitted) Lance version."""
-        ds = self._writable_docs()
-        mode = "create" if ds is None else "append"
+        mode = "append" if (self.path / DOCS).exists() else "create"
         return lance.write_dataset(table, self.path / DOCS, mode=mode).version
 
     def delete_docs(self, keys: list[int]) -> int:
         """Delete rows by ``_key``; returns the new (uncommitted) Lance version."""
-        ds = self._writable_docs()
-        if ds is None:
+        if not (self.path / DOCS).exists():
             raise RuntimeError("nothing to delete from an empty collection")
+        ds = lance.dataset(self.path / DOCS)
         for start in range(0, len(keys), 4096):
             chunk = ",".join(str(int(k)) for k in keys[start : start + 4096])
             ds.delete(f"_key IN ({chunk})")

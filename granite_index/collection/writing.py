@@ -1,0 +1,297 @@
+"""Writing a collection: add, delete, upsert, one commit each, under optimistic concurrency.
+
+A write (1) checks and encodes its documents without the lock (encoding is the slow part);
+(2) takes the collection's lock, waiting up to the handle's ``lock_timeout``; (3) catches up: when
+another handle or process committed since this handle last read the collection, the handle
+rereads the newest commit, so other writers' adds and deletes are kept; (4) checks the change
+against that newest state: an id the other writer added (or deleted) since is a
+:class:`~granite_index.errors.ConflictError`, and nothing is written; (5) rolls the Lance documents
+back past versions no commit names (a writer killed mid-write), writes the new documents and
+index folders, and commits the manifest. A part of :class:`~granite_index.collection.Collection`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from granite_index.collection.documents import docs_table, metadata_json, split_table
+from granite_index.collection.store import Manifest, Store
+from granite_index.errors import ConflictError, DuplicateIdError, UnknownIdError
+from granite_index.index.segment import segment_names
+from granite_index.types import SparseVectors
+from granite_index.validate import check_ids, check_matrix, check_texts, preview
+
+if TYPE_CHECKING:  # pragma: no cover
+    from granite_index.index.dense import DenseIndex
+    from granite_index.index.sparse import SparseIndex
+
+#: seconds a write waits for another writer's lock by default
+LOCK_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class _NewDocs:
+    """Documents checked and encoded for one write (BM25 terms come later, under the lock)."""
+
+    ids: list[Any]
+    id_type: str
+    texts: list[str]
+    meta: list[str | None]
+    vectors: np.ndarray | None
+    impacts: SparseVectors | None
+
+
+class Writing:
+    """Write verbs over the collection's store and indexes (mixed into ``Collection``)."""
+
+    _store: Store
+    _dense: DenseIndex | None
+    _bm25: SparseIndex | None
+    _splade: SparseIndex | None
+    _id_to_key: dict[Any, int]
+    _key_to_id: list[Any]
+    lock_timeout: float
+
+    def add(
+        self,
+        ids: Any,
+        texts: Any = None,
+        metadata: Any = None,
+        *,
+        vectors: Any = None,
+        sparse_vectors: SparseVectors | None = None,
+        show_progress: Any = False,
+    ) -> None:
+        """Add documents in one commit.
+
+        Parameters
+        ----------
+        ids : sequence of int or str, or a table
+            New, unique ids (all int or all str). A pandas DataFrame or Arrow table with
+            ``id`` and ``text`` columns may be given alone: its other columns become metadata.
+        texts : sequence of str
+            Non-empty document texts, one per id.
+        metadata : list of dict, DataFrame or Arrow table, optional
+            One JSON-serialisable record per document.
+        vectors : array-like float32 (n, dim), optional
+            Precomputed document vectors from this collection's encoder (skips encoding).
+        sparse_vectors : SparseVectors, optional
+            Precomputed SPLADE rows (one per document) from this collection's sparse encoder
+            (skips SPLADE encoding).
+        show_progress : bool or tqdm
+            Show a progress bar while encoding (or advance the given one).
+
+        Raises
+        ------
+        DuplicateIdError
+            An id repeats in ``ids`` or is already in the collection.
+        ConflictError
+            Another writer added one of the ids since this handle last read the collection.
+        LockTimeoutError
+            Another writer held the lock longer than ``lock_timeout``.
+        TypeError, ValueError
+            Bad ids, empty or non-string texts, mismatched lengths or vector dimension.
+        """
+        new = self._prepare(ids, texts, metadata, vectors, sparse_vectors, show_progress)
+        if new is None:
+            return
+        present = [i for i in new.ids if i in self._id_to_key]
+        if present:
+            raise DuplicateIdError(f"ids already in the collection: {preview(present)}")
+        self._write(new, (), replace=False)
+
+    def upsert(
+        self,
+        ids: Any,
+        texts: Any = None,
+        metadata: Any = None,
+        *,
+        vectors: Any = None,
+        sparse_vectors: SparseVectors | None = None,
+        show_progress: Any = False,
+    ) -> None:
+        """Insert documents, replacing those whose id is already in the collection, in one commit.
+
+        Takes what :meth:`add` takes. A replaced document gets its new text, metadata and
+        vectors in every index; readers see the old version or the new one, never both.
+        """
+        new = self._prepare(ids, texts, metadata, vectors, sparse_vectors, show_progress)
+        if new is not None:
+            self._write(new, (), replace=True)
+
+    def delete(self, ids: Any) -> None:
+        """Delete documents by id in one commit.
+
+        Raises
+        ------
+        UnknownIdError
+            Some ids are not in the collection (nothing is deleted).
+        ConflictError
+            Another writer deleted one of them since this handle last read the collection.
+        """
+        ids, _ = check_ids(ids)
+        if not ids:
+            return
+        missing = [i for i in ids if i not in self._id_to_key]
+        if missing:
+            raise UnknownIdError(f"ids not in the collection: {preview(missing)}")
+        self._write(None, ids, replace=False)
+
+    # ------------------------------------------------------------------ the write path
+    def _prepare(
+        self, ids: Any, texts: Any, metadata: Any, vectors: Any, sparse: Any, show_progress: Any
+    ) -> _NewDocs | None:
+        """Check the documents and encode them for the dense and SPLADE legs (no lock held)."""
+        if texts is None:
+            ids, texts, metadata = split_table(ids)
+        ids, id_type = check_ids(ids)
+        texts = check_texts(texts)
+        if len(ids) != len(texts):
+            raise ValueError(f"{len(ids)} ids but {len(texts)} texts")
+        if not ids:
+            return None
+        meta = metadata_json(metadata, len(ids))
+        self._check_id_type(id_type)
+        vectors, impacts = self._encode_documents(texts, vectors, show_progress, sparse)
+        return _NewDocs(ids, id_type, texts, meta, vectors, impacts)
+
+    def _check_id_type(self, id_type: str) -> None:
+        have = self._store.manifest.id_type
+        if have not in (None, id_type):
+            raise TypeError(f"this collection's ids are {have}; got {id_type} ids")
+
+    def _write(self, new: _NewDocs | None, delete: Any, *, replace: bool) -> None:
+        """One commit: delete ``delete`` (and, with ``replace``, the ids of ``new`` present),
+        then add ``new``; under the lock, on the newest commit."""
+        with self._store.writer(self.lock_timeout), self._rollback_on_error():
+            self._catch_up()
+            fresh = self._id_to_key
+            if new is not None:
+                self._check_id_type(new.id_type)
+                taken = [i for i in new.ids if i in fresh]
+                if taken and not replace:
+                    raise ConflictError(
+                        "another writer added these ids since this handle last read the "
+                        f"collection: {preview(taken)}; nothing was written"
+                    )
+                delete = [*delete, *taken]
+            gone = [i for i in delete if i not in fresh]
+            if gone:
+                raise ConflictError(
+                    "another writer deleted these ids since this handle last read the "
+                    f"collection: {preview(gone)}; nothing was written"
+                )
+            self._apply(new, [fresh[i] for i in delete])
+        for i in delete:
+            self._key_to_id[self._id_to_key.pop(i)] = None
+        if new is not None:
+            start = len(self._key_to_id)
+            self._id_to_key.update(zip(new.ids, range(start, start + len(new.ids))))
+            self._key_to_id.extend(new.ids)
+
+    def _apply(self, new: _NewDocs | None, dead: list[int]) -> None:
+        """Write the change on the newest commit (lock held): Lance rows, indexes, manifest."""
+        m = self._store.manifest
+        self._store.begin_write()
+        lance_version = m.lance_version
+        if dead:
+            lance_version = self._store.delete_docs(dead)
+            for index in (self._dense, self._bm25, self._splade):
+                if index is not None:
+                    index.delete(dead)
+        n_new = 0 if new is None else len(new.ids)
+        if new is not None:
+            keys = np.arange(m.next_key, m.next_key + n_new, dtype=np.int64)
+            table = docs_table(keys, new.ids, new.texts, new.meta, new.vectors, new.id_type)
+            lance_version = self._store.append_docs(table)
+            self._add_to_indexes(keys, new)
+        self._write_indexes(
+            m.next(
+                lance_version=lance_version,
+                id_type=new.id_type if new is not None else m.id_type,
+                next_key=m.next_key + n_new,
+                n_docs=m.n_docs - len(dead) + n_new,
+            )
+        )
+
+    def _add_to_indexes(self, keys: np.ndarray, new: _NewDocs) -> None:
+        if self._dense is not None:
+            self._dense.add(keys, new.vectors)
+        if self._bm25 is not None:  # term ids from the newest vocabulary: under the lock
+            self._bm25.add(keys, *self._bm25.encode_texts(new.texts, grow=True))
+        if self._splade is not None:
+            impacts = new.impacts
+            self._splade.add(keys, impacts.indptr, impacts.indices, impacts.values)
+
+    def _catch_up(self) -> None:
+        """Reread the collection when another writer committed since this handle read it."""
+        latest = self._store.latest()
+        if latest.manifest != self._store.manifest:
+            self._store = latest
+            self._load_state()
+
+    def _encode_documents(
+        self, texts: list[str], vectors: Any, show_progress: Any, sparse_vectors: Any = None
+    ) -> tuple[np.ndarray | None, SparseVectors | None]:
+        """What the dense and SPLADE indexes need of new documents: vectors and impacts."""
+        if self._dense is None:
+            if vectors is not None:
+                raise ValueError("this collection has no dense index; do not pass vectors")
+        elif vectors is None:
+            vectors = self.encoder.encode_documents(texts, show_progress=show_progress)
+        else:
+            vectors = check_matrix(vectors, "vectors", self._dense.dim)
+            if len(vectors) != len(texts):
+                raise ValueError(f"{len(texts)} ids but {len(vectors)} vectors")
+        impacts = None
+        if sparse_vectors is not None:
+            impacts = self._check_sparse_vectors(sparse_vectors, len(texts))
+        elif self._splade is not None:
+            # a caller's bar counts documents once: the dense encoder advances it when present
+            bar = (
+                show_progress
+                if self._dense is None or not hasattr(show_progress, "update")
+                else False
+            )
+            impacts = self.sparse_encoder.encode_documents(texts, show_progress=bar)
+        if self._dense is None and self._splade is None and hasattr(show_progress, "update"):
+            show_progress.update(len(texts))
+        return vectors, impacts
+
+    def _check_sparse_vectors(self, sparse: Any, n: int) -> SparseVectors:
+        if self._splade is None:
+            raise ValueError("this collection has no SPLADE index; do not pass sparse_vectors")
+        if not isinstance(sparse, SparseVectors):
+            raise TypeError(f"sparse_vectors must be SparseVectors; got {type(sparse).__name__}")
+        if len(sparse) != n:
+            raise ValueError(f"{n} ids but {len(sparse)} sparse vectors")
+        return sparse
+
+    def _write_indexes(self, new: Manifest) -> None:
+        """Write every index under commit ``new.commit``, then commit ``new`` (the atomic step),
+        then drop the files no commit needs."""
+        if self._dense is not None:
+            self._store.write_dense(self._dense, new.commit)
+        for name, index in (("bm25", self._bm25), ("splade", self._splade)):
+            if index is not None:
+                self._store.write_sparse(index, new.commit, name)
+        self._store.commit(new)
+        for name, index in (("bm25", self._bm25), ("splade", self._splade)):
+            if index is not None:
+                used = segment_names(self._store.sparse_dir(name=name))
+                self._store.drop_unused_segments(name, used)
+
+    @contextlib.contextmanager
+    def _rollback_on_error(self) -> Iterator[None]:
+        """On an error, reread the last commit: the in-memory state may be half-updated."""
+        try:
+            yield
+        except BaseException:
+            self._store = Store.open(self._store.path)
+            self._load_state()
+            raise
