@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["exclusive_lock", "make_temp_dir", "write_atomic"]
+__all__ = ["exclusive_lock", "fsync_dir", "fsync_tree", "make_temp_dir", "write_atomic"]
 
 
 @contextlib.contextmanager
@@ -56,8 +56,36 @@ def write_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a folder, so that the names it holds (a rename, a new file) survive a power loss."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)
+
+
+def fsync_tree(root: Path, newer_than: float | None = None) -> int:
+    """fsync every file below ``root`` (only those modified at or after ``newer_than``, a
+    ``time.time()`` value, when given), then every folder from ``root`` down; returns the files
+    synced. A commit calls it on what it wrote before the manifest that names it."""
+    root = Path(root)
+    if not root.exists():
+        return 0
+    n = 0
+    folders = [root]
+    for dirpath, dirnames, filenames in os.walk(root):
+        folders.extend(Path(dirpath) / d for d in dirnames)
+        for name in filenames:
+            file = Path(dirpath) / name
+            if newer_than is not None and file.stat().st_mtime < newer_than:
+                continue
+            with open(file, "rb") as fh:
+                os.fsync(fh.fileno())
+            n += 1
+    for folder in folders:
+        fsync_dir(folder)
+    return n

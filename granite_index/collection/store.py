@@ -11,8 +11,8 @@ Layout of a collection folder::
     .lock                held (flock) by the one writer
 
 A commit writes new Lance data (a new Lance version), then the dense and sparse indexes into
-fresh folders (new sparse segments only), and last replaces ``manifest.json`` atomically (write,
-fsync, rename). A process killed before the rename leaves the previous manifest in force: ``open``
+fresh folders (new sparse segments only), fsyncs all of it and the folders naming it, and last
+replaces ``manifest.json`` atomically (write, fsync, rename, fsync the folder). A process killed before the rename leaves the previous manifest in force: ``open``
 reads the Lance dataset at the version it names, and the next writer restores that version before
 writing.
 """
@@ -32,7 +32,13 @@ import lance
 import pyarrow as pa
 
 from granite_index.errors import FormatVersionError, LockTimeoutError, NotACollectionError
-from granite_index.fileio import exclusive_lock, make_temp_dir, write_atomic
+from granite_index.fileio import (
+    exclusive_lock,
+    fsync_dir,
+    fsync_tree,
+    make_temp_dir,
+    write_atomic,
+)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -117,7 +123,9 @@ class Store:
                 folder = tmp / SPARSE_DIRS[name]
                 index.save(folder / f"{manifest.commit:08d}", segments_dir=folder / "segments")
             write_atomic(tmp / MANIFEST, manifest.to_json())
+            fsync_tree(tmp)
             os.replace(tmp, path)
+            fsync_dir(path.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -217,6 +225,22 @@ class Store:
         final = self.sparse_dir(commit, name)
         # segments are stored relative to the folder: "../segments"
         _save_into(final, lambda tmp: index.save(tmp, segments_dir=final.parent / "segments"))
+
+    def sync(self, commit: int, since: float) -> None:
+        """fsync what a write made for ``commit`` (its index folders, new segments, the Lance
+        files written since ``since``, a ``time.time()`` value) and the folders naming them. Call
+        before :meth:`commit`: the manifest then names only files that reached the disk."""
+        margin = since - 2.0  # file times may be coarser than the clock
+        if (self.path / DENSE).exists():
+            fsync_tree(self.dense_dir(commit))
+            fsync_dir(self.path / DENSE)
+        for folder in SPARSE_DIRS.values():
+            if (self.path / folder).exists():
+                fsync_tree(self.path / folder / f"{commit:08d}")
+                fsync_tree(self.path / folder / "segments", newer_than=margin)
+                fsync_dir(self.path / folder)
+        fsync_tree(self.path / DOCS, newer_than=margin)
+        fsync_dir(self.path)
 
     def commit(self, manifest: Manifest) -> None:
         """Make ``manifest`` the collection's state (atomic), then drop the commit folders of

@@ -13,6 +13,7 @@ index folders, and commits the manifest. A part of :class:`~granite_index.collec
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -197,6 +198,7 @@ class Writing:
     def _apply(self, new: _NewDocs | None, dead: list[int]) -> None:
         """Write the change on the newest commit (lock held): Lance rows, indexes, manifest."""
         m = self._store.manifest
+        since = time.time()
         self._store.begin_write()
         lance_version = m.lance_version
         if dead:
@@ -216,7 +218,8 @@ class Writing:
                 id_type=new.id_type if new is not None else m.id_type,
                 next_key=m.next_key + n_new,
                 n_docs=m.n_docs - len(dead) + n_new,
-            )
+            ),
+            since,
         )
 
     def _add_to_indexes(self, keys: np.ndarray, new: _NewDocs) -> None:
@@ -272,14 +275,15 @@ class Writing:
             raise ValueError(f"{n} ids but {len(sparse)} sparse vectors")
         return sparse
 
-    def _write_indexes(self, new: Manifest) -> None:
-        """Write every index under commit ``new.commit``, then commit ``new`` (the atomic step),
-        then drop the files no commit needs."""
+    def _write_indexes(self, new: Manifest, since: float) -> None:
+        """Write every index under commit ``new.commit``, fsync all the write made since
+        ``since``, then commit ``new`` (the atomic step), then drop the files no commit needs."""
         if self._dense is not None:
             self._store.write_dense(self._dense, new.commit)
         for name, index in (("bm25", self._bm25), ("splade", self._splade)):
             if index is not None:
                 self._store.write_sparse(index, new.commit, name)
+        self._store.sync(new.commit, since)
         self._store.commit(new)
         for name, index in (("bm25", self._bm25), ("splade", self._splade)):
             if index is not None:
