@@ -147,8 +147,10 @@ class Collection(Writing, Searching):
         encoder: DenseEncoder | None = None,
         sparse_encoder: SparseEncoder | None = None,
         lock_timeout: float = LOCK_TIMEOUT,
+        version: int | None = None,
     ) -> Collection:
-        """Open a collection as of its last commit. The encoders load on first use.
+        """Open a collection as of its last commit (or of commit ``version``). The encoders load
+        on first use.
 
         Parameters
         ----------
@@ -161,6 +163,9 @@ class Collection(Writing, Searching):
             ones the collection was built with).
         lock_timeout : float
             Seconds a write waits for another writer's lock (default 60).
+        version : int, optional
+            A retained commit to read (see :meth:`versions`): time travel. The handle reads that
+            commit until :meth:`refresh`; a write from it first catches up with the newest.
 
         Raises
         ------
@@ -171,7 +176,7 @@ class Collection(Writing, Searching):
         ValueError
             A given encoder is not the model (name and revision) the collection was built with.
         """
-        store = Store.open(path)
+        store = Store.open(path, version)
         m = store.manifest
         for given, saved, what in (
             (encoder, m.encoder, "encoder"),
@@ -181,6 +186,22 @@ class Collection(Writing, Searching):
                 _check_same_encoder(given, saved, what, store.path)
         options = {"precision": precision, "batch_size": batch_size}
         return cls(store, encoder, device, options, sparse_encoder, lock_timeout)
+
+    def refresh(self) -> bool:
+        """Read the newest commit if another handle committed since this one read the collection
+        (a handle reads one commit, its snapshot, until then). Returns True when it moved."""
+        latest = self._store.latest()
+        if latest.manifest == self._store.manifest:
+            return False
+        self._store = latest
+        self._load_state()
+        return True
+
+    def versions(self) -> list[dict[str, Any]]:
+        """The commits kept on disk, oldest first: ``commit``, ``time`` (seconds since the epoch),
+        ``n_docs``. Any of them opens with ``Collection.open(path, version=commit)``; the newest
+        8 commits and every commit younger than 10 minutes are kept."""
+        return self._store.versions()
 
     @staticmethod
     def exists(path: str | os.PathLike[str]) -> bool:

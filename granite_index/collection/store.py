@@ -8,13 +8,17 @@ Layout of a collection folder::
     sparse/00000007/     the BM25 index's per-document arrays + vocabulary as of commit 7
     sparse/segments/     its immutable postings segments, shared by commits (see SparseIndex.save)
     splade/...           the same for the learned-sparse (SPLADE) index
+    versions/00000007.json   each retained commit's manifest (time travel, readers' snapshots)
     .lock                held (flock) by the one writer
 
 A commit writes new Lance data (a new Lance version), then the dense and sparse indexes into
 fresh folders (new sparse segments only), fsyncs all of it and the folders naming it, and last
-replaces ``manifest.json`` atomically (write, fsync, rename, fsync the folder). A process killed before the rename leaves the previous manifest in force: ``open``
-reads the Lance dataset at the version it names, and the next writer restores that version before
-writing.
+replaces ``manifest.json`` atomically (write, fsync, rename, fsync the folder). A process killed
+before the rename leaves the previous manifest in force: ``open`` reads the Lance dataset at the
+version it names, and the next writer restores that version before writing. The files of the
+newest :data:`KEEP_COMMITS` commits, and of every commit younger than :data:`RETENTION_SECONDS`,
+are kept, so a reader never meets a missing file of a commit it reads; older ones are removed
+after a commit (:meth:`Store.prune`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +50,11 @@ MANIFEST = "manifest.json"
 DOCS = "docs.lance"
 DENSE = "dense"
 SPARSE = "sparse"
+VERSIONS = "versions"
+#: commits whose files are kept for readers, at least (the newest ones) ...
+KEEP_COMMITS = 8
+#: ... and every commit younger than this (seconds)
+RETENTION_SECONDS = 600.0
 #: folder of each sparse index kept by a collection (BM25 keeps "sparse" from format 1's start)
 SPARSE_DIRS = {"bm25": SPARSE, "splade": "splade"}
 
@@ -122,6 +132,8 @@ class Store:
             for name, index in (sparse_indexes or {}).items():
                 folder = tmp / SPARSE_DIRS[name]
                 index.save(folder / f"{manifest.commit:08d}", segments_dir=folder / "segments")
+            (tmp / VERSIONS).mkdir()
+            write_atomic(tmp / VERSIONS / f"{manifest.commit:08d}.json", manifest.to_json())
             write_atomic(tmp / MANIFEST, manifest.to_json())
             fsync_tree(tmp)
             os.replace(tmp, path)
@@ -137,12 +149,22 @@ class Store:
         return (Path(path) / MANIFEST).is_file()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Store:
+    def open(cls, path: str | os.PathLike[str], version: int | None = None) -> Store:
+        """The collection at ``path`` as of its newest commit, or of commit ``version`` while
+        that commit is retained (see :meth:`prune`)."""
         path = Path(path)
         file = path / MANIFEST
         if not file.is_file():
             what = "does not exist" if not path.exists() else f"has no {MANIFEST}"
             raise NotACollectionError(f"{path} is not a granite-index collection: it {what}")
+        if version is not None:
+            file = path / VERSIONS / f"{int(version):08d}.json"
+            if not file.is_file():
+                have = [v["commit"] for v in cls.open(path).versions()]
+                raise ValueError(
+                    f"{path} keeps no commit {version}: retained commits are {have} (older "
+                    "ones are removed after the retention window)"
+                )
         try:
             raw = json.loads(file.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -159,6 +181,30 @@ class Store:
         return cls(path, Manifest(**{k: v for k, v in raw.items() if k in known}))
 
     # ------------------------------------------------------------------ reading
+    def versions(self) -> list[dict[str, Any]]:
+        """The retained commits, oldest first: ``commit``, ``time`` (seconds since the epoch),
+        ``n_docs``."""
+        out = {}
+        for file in sorted((self.path / VERSIONS).glob("*.json")):
+            try:
+                raw = json.loads(file.read_text())
+            except (OSError, json.JSONDecodeError):  # being pruned, or a torn leftover
+                continue
+            out[raw["commit"]] = {
+                "commit": raw["commit"],
+                "time": file.stat().st_mtime,
+                "n_docs": raw["n_docs"],
+            }
+        current = self.manifest
+        if current.commit not in out:  # written before versions were kept
+            mtime = (self.path / MANIFEST).stat().st_mtime
+            out[current.commit] = {
+                "commit": current.commit,
+                "time": mtime,
+                "n_docs": current.n_docs,
+            }
+        return [out[c] for c in sorted(out)]
+
     def docs(self) -> lance.LanceDataset | None:
         """The Lance dataset at the committed version (None before the first add)."""
         if self.manifest.lance_version is None:
@@ -243,28 +289,50 @@ class Store:
         fsync_dir(self.path)
 
     def commit(self, manifest: Manifest) -> None:
-        """Make ``manifest`` the collection's state (atomic), then drop the commit folders of
-        earlier commits (their segments: :meth:`drop_unused_segments`)."""
+        """Make ``manifest`` the collection's state (atomic); its copy under ``versions/`` lets a
+        reader open this commit later (see :meth:`prune`)."""
+        (self.path / VERSIONS).mkdir(exist_ok=True)
+        write_atomic(self.path / VERSIONS / f"{manifest.commit:08d}.json", manifest.to_json())
         write_atomic(self.path / MANIFEST, manifest.to_json())
         self.manifest = manifest
-        keep = self.dense_dir().name
-        for old in (self.path / DENSE).glob("*"):
-            if old.name != keep:
-                shutil.rmtree(old, ignore_errors=True)
-        for name, config in (("bm25", manifest.sparse_index), ("splade", manifest.splade_index)):
-            if config is None:
-                continue
-            current = self.sparse_dir(name=name)
-            for old in current.parent.glob("*"):
-                if old.name not in (current.name, "segments"):
-                    shutil.rmtree(old, ignore_errors=True)
 
-    def drop_unused_segments(self, name: str, used: set[str]) -> None:
-        """Remove the segments of sparse index ``name`` that are not in ``used`` (the segments
-        the committed index refers to)."""
-        for seg in (self.sparse_dir(name=name).parent / "segments").glob("*"):
-            if seg.name not in used:
-                shutil.rmtree(seg, ignore_errors=True)
+    def retained(self, now: float | None = None) -> set[int]:
+        """Commits whose files are kept: the newest :data:`KEEP_COMMITS`, every commit younger
+        than :data:`RETENTION_SECONDS`, and the current one."""
+        now = time.time() if now is None else now
+        versions = self.versions()
+        keep = {v["commit"] for v in versions[-KEEP_COMMITS:]}
+        keep |= {v["commit"] for v in versions if now - v["time"] < RETENTION_SECONDS}
+        return keep | {self.manifest.commit}
+
+    def prune(self, segments_of: Callable[[Path], set[str]]) -> None:
+        """Remove the files of commits no longer retained (:meth:`retained`): their index
+        folders, the sparse segments no retained commit uses (``segments_of(folder)`` names a
+        saved sparse index's segments), their ``versions/`` records. Readers of a retained
+        commit, and handles opening the newest one while a writer commits, find every file."""
+        keep = self.retained()
+        names = {f"{c:08d}" for c in keep}
+        for old in (self.path / DENSE).glob("*"):
+            if old.name not in names:
+                shutil.rmtree(old, ignore_errors=True)
+        for folder in SPARSE_DIRS.values():
+            root = self.path / folder
+            if not root.is_dir():
+                continue
+            used: set[str] = set()
+            for sub in root.glob("*"):
+                if sub.name == "segments":
+                    continue
+                if sub.name in names:
+                    used |= segments_of(sub)
+                else:
+                    shutil.rmtree(sub, ignore_errors=True)
+            for seg in (root / "segments").glob("*"):
+                if seg.name not in used:
+                    shutil.rmtree(seg, ignore_errors=True)
+        for record in (self.path / VERSIONS).glob("*.json"):
+            if record.stem not in names:
+                record.unlink(missing_ok=True)
 
 
 def _save_into(final: Path, save: Any) -> None:

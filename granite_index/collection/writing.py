@@ -277,7 +277,8 @@ class Writing:
 
     def _write_indexes(self, new: Manifest, since: float) -> None:
         """Write every index under commit ``new.commit``, fsync all the write made since
-        ``since``, then commit ``new`` (the atomic step), then drop the files no commit needs."""
+        ``since``, then commit ``new`` (the atomic step), then drop the files of commits no
+        longer retained."""
         if self._dense is not None:
             self._store.write_dense(self._dense, new.commit)
         for name, index in (("bm25", self._bm25), ("splade", self._splade)):
@@ -285,10 +286,7 @@ class Writing:
                 self._store.write_sparse(index, new.commit, name)
         self._store.sync(new.commit, since)
         self._store.commit(new)
-        for name, index in (("bm25", self._bm25), ("splade", self._splade)):
-            if index is not None:
-                used = segment_names(self._store.sparse_dir(name=name))
-                self._store.drop_unused_segments(name, used)
+        self._store.prune(segment_names)
 
     @contextlib.contextmanager
     def _rollback_on_error(self) -> Iterator[None]:
