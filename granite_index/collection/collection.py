@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from granite_index.collection.documents import (
 )
 from granite_index.collection.searching import Searching
 from granite_index.collection.spec import LegSpec, check_specs, specs_from_options
-from granite_index.collection.state import LoadedState, build_indexes, load_state
+from granite_index.collection.state import LoadedState, build_indexes, load_newest, load_state
 from granite_index.collection.store import Manifest, Store, docs_schema
 from granite_index.collection.writing import LOCK_TIMEOUT, Writing
 from granite_index.errors import UnknownIdError
@@ -69,8 +70,10 @@ class Collection(Writing, Searching):
         encoder_options: dict,
         sparse_encoder: SparseEncoder | None = None,
         lock_timeout: float = LOCK_TIMEOUT,
+        pinned: bool = False,
     ) -> None:
         self.lock_timeout = float(lock_timeout)
+        self._pinned = pinned  # opened at an explicit version: never moved by a retry
         self._store = store
         self._encoder = encoder
         self._sparse_encoder = sparse_encoder
@@ -185,7 +188,8 @@ class Collection(Writing, Searching):
             if given is not None:
                 _check_same_encoder(given, saved, what, store.path)
         options = {"precision": precision, "batch_size": batch_size}
-        return cls(store, encoder, device, options, sparse_encoder, lock_timeout)
+        pinned = version is not None
+        return cls(store, encoder, device, options, sparse_encoder, lock_timeout, pinned)
 
     def refresh(self) -> bool:
         """Read the newest commit if another handle committed since this one read the collection
@@ -193,15 +197,30 @@ class Collection(Writing, Searching):
         latest = self._store.latest()
         if latest.manifest == self._store.manifest:
             return False
-        self._store = latest
+        self._store, self._pinned = latest, False
         self._load_state()
         return True
 
     def versions(self) -> list[dict[str, Any]]:
         """The commits kept on disk, oldest first: ``commit``, ``time`` (seconds since the epoch),
-        ``n_docs``. Any of them opens with ``Collection.open(path, version=commit)``; the newest
-        8 commits and every commit younger than 10 minutes are kept."""
+        ``n_docs``. Any of them opens with ``Collection.open(path, version=commit)``. Which are
+        kept is the collection's retention (:meth:`set_retention`; by default only the newest)."""
         return self._store.versions()
+
+    def set_retention(self, keep_commits: int = 1, seconds: float = 0.0) -> None:
+        """Keep the files of the newest ``keep_commits`` commits and of every commit younger
+        than ``seconds``, for time travel (``Collection.open(path, version=N)``). Saved in the
+        manifest (one manifest-only commit). Each retained commit keeps its own copy of the
+        dense index: budget disk accordingly."""
+        if isinstance(keep_commits, bool) or not isinstance(keep_commits, int) or keep_commits < 1:
+            raise ValueError(f"keep_commits must be an int >= 1; got {keep_commits!r}")
+        if not isinstance(seconds, (int, float)) or seconds < 0 or seconds != seconds:
+            raise ValueError(f"seconds must be a number >= 0; got {seconds!r}")
+        policy = {"keep_commits": keep_commits, "seconds": float(seconds)}
+        with self._store.writer(self.lock_timeout):
+            self._catch_up()
+            m = self._store.manifest
+            self._store.commit(dataclasses.replace(m, extra={**m.extra, "retention": policy}))
 
     @staticmethod
     def exists(path: str | os.PathLike[str]) -> bool:
@@ -209,8 +228,13 @@ class Collection(Writing, Searching):
         return Store.exists(path)
 
     def _load_state(self) -> None:
-        """(Re)read the committed state: indexes and the id ↔ key maps."""
-        state: LoadedState = load_state(self._store, self._device)
+        """(Re)read the committed state: indexes and the id ↔ key maps. A handle on the newest
+        commit moves to a newer one if a writer removed a file meanwhile; one opened at an old
+        ``version`` does not."""
+        if self._pinned:
+            state: LoadedState = load_state(self._store, self._device)
+        else:
+            self._store, state = load_newest(self._store, self._device)
         self._dense, self._bm25, self._splade = state.dense, state.bm25, state.splade
         self._id_to_key, self._key_to_id = state.id_to_key, state.key_to_id
         self._legs = self._make_legs()  # the indexes change in place until the next load

@@ -71,3 +71,21 @@ def load_state(store: Store, device: Device) -> LoadedState:
             for key, doc_id in zip(keys, ids):
                 key_to_id[key] = doc_id
     return LoadedState(dense, bm25, splade, id_to_key, key_to_id)
+
+
+#: times a reader rereads the newest commit when a file vanished while it opened one
+OPEN_ATTEMPTS = 20
+
+
+def load_newest(store: Store, device: Device) -> tuple[Store, LoadedState]:
+    """Load ``store``'s commit; when a writer removed one of its files meanwhile (a newer commit
+    replaced it), read the newest commit and try again, as Lucene's readers do."""
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            return store, load_state(store, device)
+        except FileNotFoundError:
+            latest = store.latest()
+            if attempt == OPEN_ATTEMPTS - 1 or latest.manifest == store.manifest:
+                raise
+            store = latest
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -16,9 +16,10 @@ fresh folders (new sparse segments only), fsyncs all of it and the folders namin
 replaces ``manifest.json`` atomically (write, fsync, rename, fsync the folder). A process killed
 before the rename leaves the previous manifest in force: ``open`` reads the Lance dataset at the
 version it names, and the next writer restores that version before writing. The files of the
-newest :data:`KEEP_COMMITS` commits, and of every commit younger than :data:`RETENTION_SECONDS`,
-are kept, so a reader never meets a missing file of a commit it reads; older ones are removed
-after a commit (:meth:`Store.prune`).
+newest ``keep_commits`` commits, and of every commit younger than ``retention_seconds`` (the
+collection's policy, :meth:`Store.retention`), are kept for time travel; older ones are removed
+after a commit (:meth:`Store.prune`). A reader that meets a file removed while it opened simply
+reads the newest commit again (:func:`~granite_index.collection.state.load_newest`).
 """
 
 from __future__ import annotations
@@ -51,10 +52,12 @@ DOCS = "docs.lance"
 DENSE = "dense"
 SPARSE = "sparse"
 VERSIONS = "versions"
-#: commits whose files are kept for readers, at least (the newest ones) ...
-KEEP_COMMITS = 8
-#: ... and every commit younger than this (seconds)
-RETENTION_SECONDS = 600.0
+#: default retention: the newest commits whose files are kept (each keeps its own copy of the
+#: dense index, so more costs disk) ...
+KEEP_COMMITS = 1
+#: ... and every commit younger than this many seconds. A collection's own policy is in its
+#: manifest (``extra["retention"]``, see :meth:`Store.retention`).
+RETENTION_SECONDS = 0.0
 #: folder of each sparse index kept by a collection (BM25 keeps "sparse" from format 1's start)
 SPARSE_DIRS = {"bm25": SPARSE, "splade": "splade"}
 
@@ -296,13 +299,20 @@ class Store:
         write_atomic(self.path / MANIFEST, manifest.to_json())
         self.manifest = manifest
 
+    def retention(self) -> tuple[int, float]:
+        """The collection's retention policy: (``keep_commits``, ``retention_seconds``)."""
+        policy = self.manifest.extra.get("retention") or {}
+        keep = int(policy.get("keep_commits", KEEP_COMMITS))
+        return max(keep, 1), float(policy.get("seconds", RETENTION_SECONDS))
+
     def retained(self, now: float | None = None) -> set[int]:
-        """Commits whose files are kept: the newest :data:`KEEP_COMMITS`, every commit younger
-        than :data:`RETENTION_SECONDS`, and the current one."""
+        """Commits whose files are kept: the newest ``keep_commits``, every commit younger than
+        ``retention_seconds`` (:meth:`retention`), and the current one."""
         now = time.time() if now is None else now
+        keep_commits, seconds = self.retention()
         versions = self.versions()
-        keep = {v["commit"] for v in versions[-KEEP_COMMITS:]}
-        keep |= {v["commit"] for v in versions if now - v["time"] < RETENTION_SECONDS}
+        keep = {v["commit"] for v in versions[-keep_commits:]}
+        keep |= {v["commit"] for v in versions if now - v["time"] < seconds}
         return keep | {self.manifest.commit}
 
     def prune(self, segments_of: Callable[[Path], set[str]]) -> None:

@@ -57,6 +57,7 @@ class Writing:
     _id_to_key: dict[Any, int]
     _key_to_id: list[Any]
     lock_timeout: float
+    _pinned: bool
 
     def add(
         self,
@@ -235,7 +236,7 @@ class Writing:
         """Reread the collection when another writer committed since this handle read it."""
         latest = self._store.latest()
         if latest.manifest != self._store.manifest:
-            self._store = latest
+            self._store, self._pinned = latest, False
             self._load_state()
 
     def _encode_documents(
@@ -294,6 +295,6 @@ class Writing:
         try:
             yield
         except BaseException:
-            self._store = Store.open(self._store.path)
+            self._store, self._pinned = Store.open(self._store.path), False
             self._load_state()
             raise

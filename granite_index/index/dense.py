@@ -417,13 +417,22 @@ class DenseIndex:
             )
         dim, kind = cfg.pop("dim"), cfg.pop("kind")
         self = cls(dim, kind, device=device, **cfg)
-        self._index = faiss.read_index(str(path / "index.faiss")) if meta["trained"] else None
+        self._index = _read_faiss(path / "index.faiss") if meta["trained"] else None
         self._ids = np.load(path / "ids.npy")
         self._alive = np.load(path / "alive.npy")
         live = self._ids[self._alive]
         self._pos = dict(zip(live.tolist(), np.flatnonzero(self._alive).tolist()))
         self._n_dead_in_faiss = int(meta["dead_in_faiss"])
         return self
+
+
+def _read_faiss(file: Path) -> faiss.Index:
+    """``faiss.read_index`` through a descriptor opened here: a missing file is a
+    FileNotFoundError (FAISS's own is a RuntimeError), and on Linux the index is read whole even
+    if a writer removes the file meanwhile."""
+    with open(file, "rb") as fh:
+        proc = f"/proc/self/fd/{fh.fileno()}"
+        return faiss.read_index(proc if os.path.exists(proc) else str(file))
 
 
 def _inner_products(queries: np.ndarray, xb: np.ndarray) -> np.ndarray:

@@ -206,11 +206,7 @@ def test_bm25_only_collection_round_trip(tmp_path):
         again.search("   ")
 
 
-def test_bm25_old_segments_are_cleaned_up(tmp_path, monkeypatch):
-    from granite_index.collection import store
-
-    monkeypatch.setattr(store, "KEEP_COMMITS", 1)  # no retention: only the newest commit's files
-    monkeypatch.setattr(store, "RETENTION_SECONDS", 0.0)
+def test_bm25_old_segments_are_cleaned_up(tmp_path):
     col = Collection.create(tmp_path / "lex", dense=False, sparse="bm25")
     for i in range(6):
         col.add([f"d{i}"], [f"document number {i} words"])

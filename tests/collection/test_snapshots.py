@@ -26,6 +26,14 @@ def _grow(path, n_commits, start=0):
     return col
 
 
+def test_by_default_only_the_newest_commit_is_kept(tmp_path):
+    Collection.create(tmp_path / "c", encoder=HashingEncoder(), sparse="bm25")
+    col = _grow(tmp_path / "c", 3)
+    assert [v["commit"] for v in col.versions()] == [3]
+    assert [p.name for p in (tmp_path / "c" / "dense").iterdir()] == ["00000003"]
+    assert store.KEEP_COMMITS == 1 and store.RETENTION_SECONDS == 0.0
+
+
 def test_a_handle_reads_its_snapshot_until_refresh(tmp_path):
     col = Collection.create(tmp_path / "c", encoder=HashingEncoder(), sparse="bm25")
     col.add(["a"], ["apples and pears"])
@@ -37,10 +45,9 @@ def test_a_handle_reads_its_snapshot_until_refresh(tmp_path):
     assert reader.search("document", k=3, mode="bm25").ids.shape == (1, 3)
 
 
-def test_time_travel_within_the_window_and_pruning_past_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "KEEP_COMMITS", 3)
-    monkeypatch.setattr(store, "RETENTION_SECONDS", 0.0)
-    Collection.create(tmp_path / "c", encoder=HashingEncoder(), sparse="bm25")
+def test_time_travel_within_the_window_and_pruning_past_it(tmp_path):
+    first = Collection.create(tmp_path / "c", encoder=HashingEncoder(), sparse="bm25")
+    first.set_retention(keep_commits=3)
     col = _grow(tmp_path / "c", 6)
     commits = [v["commit"] for v in col.versions()]
     assert commits == [4, 5, 6] and [v["n_docs"] for v in col.versions()] == [4, 5, 6]
@@ -57,14 +64,14 @@ def test_time_travel_within_the_window_and_pruning_past_it(tmp_path, monkeypatch
     assert len(Collection.open(tmp_path / "c")) == 7
 
 
-def test_the_retention_window_keeps_young_commits(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "KEEP_COMMITS", 1)
-    monkeypatch.setattr(store, "RETENTION_SECONDS", 3600.0)
-    Collection.create(tmp_path / "c", dense=False, sparse="bm25")
+def test_the_retention_window_keeps_young_commits(tmp_path):
+    Collection.create(tmp_path / "c", dense=False, sparse="bm25").set_retention(seconds=3600)
     col = Collection.open(tmp_path / "c")
     for i in range(4):
         col.add([f"d{i}"], [f"text {i}"])
     assert [v["commit"] for v in col.versions()] == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="keep_commits"):
+        col.set_retention(keep_commits=0)
     assert (
         Collection.open(tmp_path / "c", version=2).search("text", k=5).doc_ids() == [["d0", "d1"]]
         or len(Collection.open(tmp_path / "c", version=2)) == 2
