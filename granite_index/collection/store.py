@@ -291,6 +291,38 @@ class Store:
         fsync_tree(self.path / DOCS, newer_than=margin)
         fsync_dir(self.path)
 
+    def compact_docs(self) -> int | None:
+        """Rewrite the Lance documents' small fragments into large ones (deleted rows dropped);
+        returns the new (uncommitted) Lance version. Call under the lock after
+        :meth:`begin_write`."""
+        if self.manifest.lance_version is None:
+            return None
+        lance.dataset(self.path / DOCS).optimize.compact_files()
+        return lance.dataset(self.path / DOCS).version
+
+    def cleanup_docs(self) -> None:
+        """Remove the Lance versions older than the oldest retained commit's (and files of
+        crashed writes: safe, the lock is held)."""
+        if self.manifest.lance_version is None:
+            return
+        named = [self.manifest.lance_version]
+        for c in self.retained():
+            file = self.path / VERSIONS / f"{c:08d}.json"
+            if file.is_file():
+                named.append(json.loads(file.read_text()).get("lance_version") or 0)
+        ds = lance.dataset(self.path / DOCS)
+        keep = sum(1 for v in ds.versions() if v["version"] >= min(named))
+        ds.cleanup_old_versions(retain_versions=max(keep, 1), delete_unverified=True)
+
+    def remove_leftovers(self) -> None:
+        """Remove temporary files and folders of writes that were killed before renaming them."""
+        for pattern in (".tmp-*", "*/.tmp-*", "*/segments/.tmp-*", ".*.tmp", "versions/.*.tmp"):
+            for leftover in self.path.glob(pattern):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+
     def commit(self, manifest: Manifest) -> None:
         """Make ``manifest`` the collection's state (atomic); its copy under ``versions/`` lets a
         reader open this commit later (see :meth:`prune`)."""

@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: seconds a write waits for another writer's lock by default
 LOCK_TIMEOUT = 60.0
+#: writes after which a write runs :meth:`Writing.optimize` (small commits pile up fragments)
+AUTO_OPTIMIZE_WRITES = 256
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,29 @@ class Writing:
             raise UnknownIdError(f"ids not in the collection: {preview(missing)}")
         self._write(None, ids, replace=False)
 
+    def optimize(self) -> None:
+        """Compact the collection in one commit: the Lance documents' fragments, each sparse
+        index into one segment, the dense index without deleted vectors; then remove the Lance
+        versions and index files no retained commit needs, and files of killed writes.
+
+        Runs by itself after :data:`AUTO_OPTIMIZE_WRITES` writes. Search results are unchanged.
+        """
+        with self._store.writer(self.lock_timeout), self._rollback_on_error():
+            self._catch_up()
+            m = self._store.manifest
+            since = time.time()
+            self._store.begin_write()
+            lance_version = self._store.compact_docs()
+            for index in (self._bm25, self._splade):
+                if index is not None:
+                    index.optimize()
+            if self._dense is not None and self._dense.n_stored > len(self._dense):
+                self._dense.compact()
+            extra = {**m.extra, "writes_since_optimize": 0}
+            self._write_indexes(m.next(lance_version=lance_version, extra=extra), since)
+            self._store.cleanup_docs()
+            self._store.remove_leftovers()
+
     # ------------------------------------------------------------------ the write path
     def _prepare(
         self, ids: Any, texts: Any, metadata: Any, vectors: Any, sparse: Any, show_progress: Any
@@ -195,6 +220,8 @@ class Writing:
             start = len(self._key_to_id)
             self._id_to_key.update(zip(new.ids, range(start, start + len(new.ids))))
             self._key_to_id.extend(new.ids)
+        if self._store.manifest.extra.get("writes_since_optimize", 0) >= AUTO_OPTIMIZE_WRITES:
+            self.optimize()
 
     def _apply(self, new: _NewDocs | None, dead: list[int]) -> None:
         """Write the change on the newest commit (lock held): Lance rows, indexes, manifest."""
@@ -213,12 +240,14 @@ class Writing:
             table = docs_table(keys, new.ids, new.texts, new.meta, new.vectors, new.id_type)
             lance_version = self._store.append_docs(table)
             self._add_to_indexes(keys, new)
+        writes = int(m.extra.get("writes_since_optimize", 0)) + 1
         self._write_indexes(
             m.next(
                 lance_version=lance_version,
                 id_type=new.id_type if new is not None else m.id_type,
                 next_key=m.next_key + n_new,
                 n_docs=m.n_docs - len(dead) + n_new,
+                extra={**m.extra, "writes_since_optimize": writes},
             ),
             since,
         )
