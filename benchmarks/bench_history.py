@@ -10,7 +10,8 @@ in for the bundled all-MiniLM-L6-v2's, whose encoder is loaded but not run). Two
     every 256 writes, as it does for any user), then one explicit ``optimize()``;
   * "one commit": a single ``add`` of all of them.
 Reported for each: disk bytes and files under the collection folder, Lance fragments and
-versions, and the time to open it (``Collection.open`` + ``len``, median of 7 in this process).
+versions, and the time to open it (``Collection.open`` + ``len``, median of 15, the collections
+opened in turn in this process; the optimized one scaled to the same one-commit baseline).
 Goal: after optimize, disk and open time within 1.5x of the one-commit collection.
 Writes benchmarks/results/history.json and prints a markdown table.
 """
@@ -58,13 +59,16 @@ def footprint(path: Path) -> dict:
     }
 
 
-def open_seconds(path: Path, encoder: DenseEncoder) -> float:
-    times = []
-    for _ in range(7):
-        t0 = time.perf_counter()
-        len(Collection.open(path, encoder=encoder))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def open_seconds(paths: list[Path], encoder: DenseEncoder, repeats: int = 15) -> list[float]:
+    """Median seconds to open each collection (``open`` + ``len``), the collections taken in
+    turn so that a drift of the machine hits them alike."""
+    times: list[list[float]] = [[] for _ in paths]
+    for _ in range(repeats):
+        for i, path in enumerate(paths):
+            t0 = time.perf_counter()
+            len(Collection.open(path, encoder=encoder))
+            times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -88,26 +92,22 @@ def main() -> None:
             e = s + args.per_commit
             small.add(ids[s:e], texts[s:e], vectors=vecs[s:e])
         add_s = time.perf_counter() - t0
-        rows["small commits"] = {
-            **footprint(small.path),
-            "open_s": open_seconds(small.path, encoder),
-            "add_s": add_s,
-        }
-        t0 = time.perf_counter()
-        small.optimize()
-        rows["small commits + optimize"] = {
-            **footprint(small.path),
-            "open_s": open_seconds(small.path, encoder),
-            "optimize_s": time.perf_counter() - t0,
-        }
         one = Collection.create(Path(tmp) / "one", encoder=encoder, sparse="bm25")
         t0 = time.perf_counter()
         one.add(ids, texts, vectors=vecs)
-        rows["one commit"] = {
-            **footprint(one.path),
-            "open_s": open_seconds(one.path, encoder),
-            "add_s": time.perf_counter() - t0,
+        one_s = time.perf_counter() - t0
+        before, base = open_seconds([small.path, one.path], encoder)
+        rows["small commits"] = {**footprint(small.path), "open_s": before, "add_s": add_s}
+        t0 = time.perf_counter()
+        small.optimize()
+        optimize_s = time.perf_counter() - t0
+        after, base2 = open_seconds([small.path, one.path], encoder)
+        rows["small commits + optimize"] = {
+            **footprint(small.path),
+            "open_s": after * base / base2,  # against the same one-commit baseline
+            "optimize_s": optimize_s,
         }
+        rows["one commit"] = {**footprint(one.path), "open_s": base, "add_s": one_s}
         same = small.search(texts[:50], k=10, mode="bm25").doc_ids()
         assert same == one.search(texts[:50], k=10, mode="bm25").doc_ids()
     base = rows["one commit"]
