@@ -331,6 +331,7 @@ def main() -> None:
     ap.add_argument("--readers", type=int, default=2)
     ap.add_argument("--kill-every", type=float, default=5.0, help="mean seconds between kills")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-write", action="store_true", help="print only (for a smoke test)")
     ap.add_argument("--role", choices=["writer", "reader"], help=argparse.SUPPRESS)
     ap.add_argument("role_args", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -356,7 +357,10 @@ def main() -> None:
         "rebuild_mismatches",
     ]
     print(markdown_table(keys, [[out[k] for k in keys]]))
-    print("wrote", write_results("soak", out))
+    if args.no_write:
+        print(json.dumps({k: v for k, v in out.items() if k != "machine"}))
+    else:
+        print("wrote", write_results("soak", out))
 
 
 if __name__ == "__main__":
