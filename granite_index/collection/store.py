@@ -31,6 +31,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,9 @@ KEEP_COMMITS = 1
 #: ... and every commit younger than this many seconds. A collection's own policy is in its
 #: manifest (``extra["retention"]``, see :meth:`Store.retention`).
 RETENTION_SECONDS = 0.0
+#: Lance versions (documents) newer than this are never cleaned up: handles opened on an earlier
+#: commit shortly before keep reading its documents
+READER_GRACE_SECONDS = 120.0
 #: folder of each sparse index kept by a collection (BM25 keeps "sparse" from format 1's start)
 SPARSE_DIRS = {"bm25": SPARSE, "splade": "splade"}
 
@@ -301,8 +305,9 @@ class Store:
         return lance.dataset(self.path / DOCS).version
 
     def cleanup_docs(self) -> None:
-        """Remove the Lance versions older than the oldest retained commit's (and files of
-        crashed writes: safe, the lock is held)."""
+        """Remove the Lance versions older than the oldest retained commit's, once they are
+        :data:`READER_GRACE_SECONDS` old (a handle that opened an earlier commit moments ago may
+        still read its documents), and files of crashed writes (safe: the lock is held)."""
         if self.manifest.lance_version is None:
             return
         named = [self.manifest.lance_version]
@@ -312,7 +317,11 @@ class Store:
                 named.append(json.loads(file.read_text()).get("lance_version") or 0)
         ds = lance.dataset(self.path / DOCS)
         keep = sum(1 for v in ds.versions() if v["version"] >= min(named))
-        ds.cleanup_old_versions(retain_versions=max(keep, 1), delete_unverified=True)
+        ds.cleanup_old_versions(
+            older_than=timedelta(seconds=READER_GRACE_SECONDS),
+            retain_versions=max(keep, 1),
+            delete_unverified=True,
+        )
 
     def remove_leftovers(self) -> None:
         """Remove temporary files and folders of writes that were killed before renaming them."""

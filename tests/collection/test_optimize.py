@@ -7,7 +7,7 @@ import lance
 import numpy as np
 
 from granite_index import Bm25Spec, Collection, DenseSpec, SpladeSpec
-from granite_index.collection import writing
+from granite_index.collection import store, writing
 from tests.hashing import DOCS, QUERIES, HashingEncoder, HashingSparseEncoder
 
 
@@ -30,7 +30,8 @@ def _results(col):
     }
 
 
-def test_optimize_compacts_and_keeps_every_result(tmp_path):
+def test_optimize_compacts_and_keeps_every_result(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "READER_GRACE_SECONDS", 0.0)  # no reader: history goes at once
     col = _three(tmp_path / "c")
     for i, text in enumerate(DOCS):
         col.add([f"d{i}"], [text])
@@ -57,6 +58,17 @@ def test_optimize_compacts_and_keeps_every_result(tmp_path):
     assert len(_docs(col).versions()) <= 2  # history older than the newest commit is gone
     assert not (tmp_path / "c" / "dense" / ".tmp-leftover").exists()
     assert not (tmp_path / "c" / ".manifest.json.tmp").exists()
+
+
+def test_a_reader_of_the_commit_before_optimize_still_reads_its_documents(tmp_path):
+    col = Collection.create(tmp_path / "c", dense=False, sparse="bm25")
+    for i in range(6):
+        col.add([f"d{i}"], [f"text number {i}"])
+    reader = Collection.open(tmp_path / "c")
+    col.delete(["d0"])
+    col.optimize()  # compacts the documents; the reader's Lance version stays for the grace
+    assert reader.get(["d0", "d5"]).column("text").to_pylist() == ["text number 0", "text number 5"]
+    assert reader.search("text", k=6).to_pandas().shape[0] == 6
 
 
 def test_retained_commits_survive_optimize(tmp_path):
