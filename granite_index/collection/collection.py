@@ -194,12 +194,7 @@ class Collection(Writing, Searching):
     def refresh(self) -> bool:
         """Read the newest commit if another handle committed since this one read the collection
         (a handle reads one commit, its snapshot, until then). Returns True when it moved."""
-        latest = self._store.latest()
-        if latest.manifest == self._store.manifest:
-            return False
-        self._store, self._pinned = latest, False
-        self._load_state()
-        return True
+        return self._catch_up()
 
     def versions(self) -> list[dict[str, Any]]:
         """The commits kept on disk, oldest first: ``commit``, ``time`` (seconds since the epoch),

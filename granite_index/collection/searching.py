@@ -4,7 +4,7 @@ the fusion. A part of :class:`~granite_index.collection.Collection` (which it is
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -43,9 +43,7 @@ class Searching:
     _store: Store
     _key_to_id: list[Any]
     lock_timeout: float
-
-    def _catch_up(self) -> None:  # pragma: no cover - provided by the collection
-        raise NotImplementedError
+    _catch_up: Callable[[], bool]  # the collection's (see writing.py)
 
     def search(
         self,

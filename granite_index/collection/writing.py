@@ -261,12 +261,15 @@ class Writing:
             impacts = new.impacts
             self._splade.add(keys, impacts.indptr, impacts.indices, impacts.values)
 
-    def _catch_up(self) -> None:
-        """Reread the collection when another writer committed since this handle read it."""
+    def _catch_up(self) -> bool:
+        """Reread the collection when another writer committed since this handle read it;
+        True when it moved."""
         latest = self._store.latest()
-        if latest.manifest != self._store.manifest:
-            self._store, self._pinned = latest, False
-            self._load_state()
+        if latest.manifest == self._store.manifest:
+            return False
+        self._store, self._pinned = latest, False
+        self._load_state()
+        return True
 
     def _encode_documents(
         self, texts: list[str], vectors: Any, show_progress: Any, sparse_vectors: Any = None
@@ -324,6 +327,6 @@ class Writing:
         try:
             yield
         except BaseException:
-            self._store, self._pinned = Store.open(self._store.path), False
+            self._store, self._pinned = self._store.latest(), False
             self._load_state()
             raise
