@@ -70,8 +70,9 @@ def fsync_dir(path: Path) -> None:
 
 def fsync_tree(root: Path, newer_than: float | None = None) -> int:
     """fsync every file below ``root`` (only those modified at or after ``newer_than``, a
-    ``time.time()`` value, when given), then every folder from ``root`` down; returns the files
-    synced. A commit calls it on what it wrote before the manifest that names it."""
+    ``time.time()`` value, when given), then ``root`` and every folder below it (those modified
+    since ``newer_than``: a new name changes its folder's time); returns the files synced. A
+    commit calls it on what it wrote before the manifest that names it."""
     root = Path(root)
     if not root.exists():
         return 0
@@ -87,5 +88,6 @@ def fsync_tree(root: Path, newer_than: float | None = None) -> int:
                 os.fsync(fh.fileno())
             n += 1
     for folder in folders:
-        fsync_dir(folder)
+        if newer_than is None or folder == root or folder.stat().st_mtime >= newer_than:
+            fsync_dir(folder)
     return n

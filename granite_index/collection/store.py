@@ -4,7 +4,8 @@ Layout of a collection folder::
 
     manifest.json        the commit point: format, commit number, Lance version, encoder, index
     docs.lance/          Lance dataset: _key int64, id, text, metadata (JSON), vector
-    dense/00000007/      the FAISS index as of commit 7 (see DenseIndex.save)
+    dense/00000007/      the dense index's listing as of commit 7: segments + deletion files
+    dense/segments/      its immutable vector segments, shared by commits (see DenseIndex.save)
     sparse/00000007/     the BM25 index's per-document arrays + vocabulary as of commit 7
     sparse/segments/     its immutable postings segments, shared by commits (see SparseIndex.save)
     splade/...           the same for the learned-sparse (SPLADE) index
@@ -12,7 +13,7 @@ Layout of a collection folder::
     .lock                held (flock) by the one writer
 
 A commit writes new Lance data (a new Lance version), then the dense and sparse indexes into
-fresh folders (new sparse segments only), fsyncs all of it and the folders naming it, and last
+fresh folders (new segments and deletion files only), fsyncs all of it and the folders naming it, and last
 replaces ``manifest.json`` atomically (write, fsync, rename, fsync the folder). A process killed
 before the rename leaves the previous manifest in force: ``open`` reads the Lance dataset at the
 version it names, and the next writer restores that version before writing. The files of the
@@ -53,8 +54,8 @@ DOCS = "docs.lance"
 DENSE = "dense"
 SPARSE = "sparse"
 VERSIONS = "versions"
-#: default retention: the newest commits whose files are kept (each keeps its own copy of the
-#: dense index, so more costs disk) ...
+#: default retention: the newest commits whose files are kept (segments are shared between
+#: commits; a commit's own files are small listings and per-document arrays) ...
 KEEP_COMMITS = 1
 #: ... and every commit younger than this many seconds. A collection's own policy is in its
 #: manifest (``extra["retention"]``, see :meth:`Store.retention`).
@@ -135,7 +136,9 @@ class Store:
         tmp = make_temp_dir(path.parent, f".{path.name}.")
         try:
             if dense_index is not None:
-                dense_index.save(tmp / DENSE / f"{manifest.commit:08d}")
+                dense_index.save(
+                    tmp / DENSE / f"{manifest.commit:08d}", segments_dir=tmp / DENSE / "segments"
+                )
             for name, index in (sparse_indexes or {}).items():
                 folder = tmp / SPARSE_DIRS[name]
                 index.save(folder / f"{manifest.commit:08d}", segments_dir=folder / "segments")
@@ -269,8 +272,10 @@ class Store:
         return lance.dataset(self.path / DOCS).version
 
     def write_dense(self, index: Any, commit: int) -> None:
-        """Save the dense index for ``commit`` into its own folder (tmp + rename)."""
-        _save_into(self.dense_dir(commit), index.save)
+        """Save the dense index for ``commit``: new segments and deletion files into
+        ``dense/segments``, then its listing into its own folder (tmp + rename)."""
+        final = self.dense_dir(commit)
+        _save_into(final, lambda tmp: index.save(tmp, segments_dir=final.parent / "segments"))
 
     def write_sparse(self, index: Any, commit: int, name: str = "bm25") -> None:
         """Save sparse index ``name`` for ``commit``: new segments into ``<folder>/segments``,
@@ -284,10 +289,7 @@ class Store:
         files written since ``since``, a ``time.time()`` value) and the folders naming them. Call
         before :meth:`commit`: the manifest then names only files that reached the disk."""
         margin = since - 2.0  # file times may be coarser than the clock
-        if (self.path / DENSE).exists():
-            fsync_tree(self.dense_dir(commit))
-            fsync_dir(self.path / DENSE)
-        for folder in SPARSE_DIRS.values():
+        for folder in (DENSE, *SPARSE_DIRS.values()):
             if (self.path / folder).exists():
                 fsync_tree(self.path / folder / f"{commit:08d}")
                 fsync_tree(self.path / folder / "segments", newer_than=margin)
@@ -325,7 +327,8 @@ class Store:
 
     def remove_leftovers(self) -> None:
         """Remove temporary files and folders of writes that were killed before renaming them."""
-        for pattern in (".tmp-*", "*/.tmp-*", "*/segments/.tmp-*", ".*.tmp", "versions/.*.tmp"):
+        patterns = (".tmp-*", "*/.tmp-*", "*/segments/.tmp-*", "*/segments/*/.tmp-*")
+        for pattern in (*patterns, ".*.tmp", "versions/.*.tmp"):
             for leftover in self.path.glob(pattern):
                 if leftover.is_dir():
                     shutil.rmtree(leftover, ignore_errors=True)
@@ -356,17 +359,22 @@ class Store:
         keep |= {v["commit"] for v in versions if now - v["time"] < seconds}
         return keep | {self.manifest.commit}
 
-    def prune(self, segments_of: Callable[[Path], set[str]]) -> None:
+    def prune(
+        self,
+        segments_of: Callable[[Path], set[str]],
+        dense_files_of: Callable[[Path], set[str]] | None = None,
+    ) -> None:
         """Remove the files of commits no longer retained (:meth:`retained`): their index
-        folders, the sparse segments no retained commit uses (``segments_of(folder)`` names a
-        saved sparse index's segments), their ``versions/`` records. Readers of a retained
+        folders, the segments and deletion files no retained commit uses (``segments_of(folder)``
+        names a saved sparse index's segments, ``dense_files_of(folder)`` a dense index's segments
+        and ``<segment>/<deletion file>`` s), their ``versions/`` records. Readers of a retained
         commit, and handles opening the newest one while a writer commits, find every file."""
         keep = self.retained()
         names = {f"{c:08d}" for c in keep}
-        for old in (self.path / DENSE).glob("*"):
-            if old.name not in names:
-                shutil.rmtree(old, ignore_errors=True)
-        for folder in SPARSE_DIRS.values():
+        for folder, files_of in (
+            (DENSE, dense_files_of),
+            *((f, segments_of) for f in SPARSE_DIRS.values()),
+        ):
             root = self.path / folder
             if not root.is_dir():
                 continue
@@ -375,15 +383,25 @@ class Store:
                 if sub.name == "segments":
                     continue
                 if sub.name in names:
-                    used |= segments_of(sub)
+                    used |= files_of(sub) if files_of is not None else set()
                 else:
                     shutil.rmtree(sub, ignore_errors=True)
-            for seg in (root / "segments").glob("*"):
-                if seg.name not in used:
-                    shutil.rmtree(seg, ignore_errors=True)
+            _remove_unused(root / "segments", used, deletions=folder == DENSE)
         for record in (self.path / VERSIONS).glob("*.json"):
             if record.stem not in names:
                 record.unlink(missing_ok=True)
+
+
+def _remove_unused(segments: Path, used: set[str], *, deletions: bool) -> None:
+    """Remove the segment folders of ``segments`` not in ``used`` and, with ``deletions``, the
+    ``dead-*.npy`` files of the used ones that ``used`` does not name (``<segment>/<file>``)."""
+    for seg in segments.glob("*"):
+        if seg.name not in used:
+            shutil.rmtree(seg, ignore_errors=True)
+        elif deletions:
+            for dead in seg.glob("dead-*.npy"):
+                if f"{seg.name}/{dead.name}" not in used:
+                    dead.unlink(missing_ok=True)
 
 
 def _save_into(final: Path, save: Any) -> None:

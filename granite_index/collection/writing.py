@@ -23,12 +23,12 @@ import numpy as np
 from granite_index.collection.documents import docs_table, metadata_json, split_table
 from granite_index.collection.store import Manifest, Store
 from granite_index.errors import ConflictError, DuplicateIdError, UnknownIdError
+from granite_index.index.dense import DenseIndex
 from granite_index.index.segment import segment_names
 from granite_index.types import SparseVectors
 from granite_index.validate import check_ids, check_matrix, check_texts, preview
 
 if TYPE_CHECKING:  # pragma: no cover
-    from granite_index.index.dense import DenseIndex
     from granite_index.index.sparse import SparseIndex
 
 #: seconds a write waits for another writer's lock by default
@@ -319,7 +319,7 @@ class Writing:
                 self._store.write_sparse(index, new.commit, name)
         self._store.sync(new.commit, since)
         self._store.commit(new)
-        self._store.prune(segment_names)
+        self._store.prune(segment_names, DenseIndex.segment_files)
 
     @contextlib.contextmanager
     def _rollback_on_error(self) -> Iterator[None]:

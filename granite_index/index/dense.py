@@ -1,12 +1,39 @@
-"""FAISS dense index: exact inner product by default, HNSW and IVF-PQ selectable, int64 ids, deletes."""
+"""Dense index: inner-product search over L2-normalised vectors kept in append-only segments.
+
+Structure
+---------
+Vectors live in immutable :class:`~granite_index.index.dense_segment.DenseSegment` s, each its
+own folder of ``.npy`` arrays (memory-mapped once saved): an add makes one new segment, a delete
+records the deleted rows of the segments it touches in small per-segment files, and a commit
+(:meth:`DenseIndex.save`) writes only those. Small segments are merged like a binary counter up
+to :attr:`DenseIndexConfig.merge_max` rows, so an add costs O(its vectors) plus a bounded merge;
+:meth:`DenseIndex.optimize` merges the rest (and drops deleted rows) on request.
+
+Search
+------
+``kind`` chooses how:
+
+- ``"flat"``: always exact (every row's inner product; one matrix product per segment).
+- ``"ivf"``: segments of at least ``ivf_min`` rows are clustered by k-means into ``nlist`` lists
+  (about 4·sqrt(n)) and stored *grouped by list*; a query scans the ``nprobe`` nearest lists of
+  each such segment (exact scores of the rows it reads) and every smaller segment whole. The
+  vectors are stored once: a list is a contiguous slice of the same array an exact scan reads.
+- ``"hnsw"``: segments of at least ``ivf_min`` rows also get a FAISS HNSW graph (which keeps
+  FAISS's own copy of their vectors), searched with ``ef_search``.
+- ``"auto"`` (default): exact while the index holds fewer than ``approximate_from`` vectors,
+  ``ivf`` past it.
+
+``quantization="int8"`` or ``"binary"`` keeps codes beside the vectors; approximate search of a
+segment without IVF lists then scans the codes and rescores the best ``rescore`` rows exactly.
+``nprobe``, ``ef_search``, ``rescore`` and ``exact`` can be set per :meth:`DenseIndex.search`.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,52 +42,60 @@ import numpy as np
 
 from granite_index._kernels.topk import topk_rows
 from granite_index.errors import DuplicateIdError, FormatVersionError, UnknownIdError
-from granite_index.index.positions import KeyPositions
+from granite_index.index.dense_segment import (
+    DenseSegment,
+    Quantization,
+    build_segment,
+    merge_segments,
+)
 from granite_index.types import SearchResult, empty_result
 from granite_index.validate import check_k, check_matrix, preview
 
-IndexKind = Literal["flat", "hnsw", "ivfpq"]
+IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
 Device = Literal["auto", "cpu", "cuda"]
-FORMAT_VERSION = 1
-#: fraction of deleted vectors past which ``delete`` rebuilds the index without them
-COMPACT_AT = 0.3
+FORMAT_VERSION = 2
+#: kinds of earlier versions, read as today's
+_LEGACY_KINDS = {"ivfpq": "ivf"}
+_KINDS = ("auto", "flat", "ivf", "hnsw")
 
 
 @dataclass(frozen=True)
 class DenseIndexConfig:
-    """How the FAISS index is built; saved beside it.
+    """How the dense index is built and searched; saved beside it (see the module docs).
 
-    ``hnsw_m`` / ``ef_construction`` / ``ef_search`` apply to ``hnsw``; ``nlist`` (None: about
-    4·sqrt(n) at training), ``pq_m`` (None: dim/8 sub-quantisers of 8 bits) and ``nprobe`` to ``ivfpq``.
+    ``approximate_from``: live vectors from which ``auto`` searches approximately. ``ivf_min``:
+    rows from which a segment gets IVF lists (``ivf``, ``auto``) or an HNSW graph (``hnsw``).
+    ``merge_max``: the largest segment an add's merges make. ``nlist`` (None: about 4·sqrt(n)
+    per segment) and ``nprobe`` for IVF; ``hnsw_m``, ``ef_construction``, ``ef_search`` for
+    HNSW; ``quantization`` and ``rescore`` (rows rescored exactly per segment) for codes.
     """
 
     dim: int
-    kind: IndexKind = "flat"
-    hnsw_m: int = 32
-    ef_construction: int = 200
-    ef_search: int = 128
+    kind: IndexKind = "auto"
+    approximate_from: int = 200_000
+    ivf_min: int = 50_000
+    merge_max: int = 16_384
     nlist: int | None = None
-    pq_m: int | None = None
-    nprobe: int = 16
+    nprobe: int = 24
+    quantization: Quantization = "none"
+    rescore: int = 200
+    hnsw_m: int = 32
+    ef_construction: int = 100
+    ef_search: int = 128
     format_version: int = FORMAT_VERSION
 
 
 class DenseIndex:
-    """Inner-product search over L2-normalised vectors, keyed by int64 ids.
-
-    Vectors sit in FAISS at positions 0..n-1; ``ids`` maps positions to the caller's ids.
-    A delete marks the position dead (searches skip it through a FAISS ID selector) and
-    past :data:`COMPACT_AT` dead the index is rebuilt without them.
+    """Inner-product search over L2-normalised vectors, keyed by int64 ids (see module docs).
 
     Parameters
     ----------
     dim : int
         Vector dimension.
-    kind : {"flat", "hnsw", "ivfpq"}
-        ``flat`` is exact; ``hnsw`` and ``ivfpq`` are approximate (IVF-PQ trains on its first add,
-        which must hold at least 256 vectors).
+    kind : {"auto", "flat", "ivf", "hnsw"}
+        ``flat`` is always exact; ``auto`` is exact below ``approximate_from`` vectors.
     device : {"auto", "cpu", "cuda"}
-        ``auto`` searches a flat index on the GPU when faiss-gpu or torch sees one.
+        ``auto`` runs exact search on the GPU when faiss-gpu or torch sees one.
     **params
         Further :class:`DenseIndexConfig` fields.
 
@@ -72,69 +107,71 @@ class DenseIndex:
     """
 
     def __init__(
-        self, dim: int, kind: IndexKind = "flat", *, device: Device = "auto", **params: Any
+        self, dim: int, kind: IndexKind = "auto", *, device: Device = "auto", **params: Any
     ) -> None:
-        if kind not in ("flat", "hnsw", "ivfpq"):
-            raise ValueError(f"kind must be 'flat', 'hnsw' or 'ivfpq'; got {kind!r}")
+        kind = _LEGACY_KINDS.get(kind, kind)
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS}; got {kind!r}")
         if not isinstance(dim, int) or dim <= 0:
             raise ValueError(f"dim must be a positive int; got {dim!r}")
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda'; got {device!r}")
+        known = set(DenseIndexConfig.__dataclass_fields__) - {"dim", "kind", "format_version"}
+        legacy = {"pq_m"}  # IVF-PQ's option: nothing to do with it now
+        unknown = set(params) - known - legacy
+        if unknown:
+            raise TypeError(
+                f"unknown dense index options {sorted(unknown)}; known: {sorted(known)}"
+            )
+        params = {k: v for k, v in params.items() if k in known}
+        if params.get("quantization", "none") not in ("none", "int8", "binary"):
+            raise ValueError(
+                f"quantization must be 'none', 'int8' or 'binary'; got {params['quantization']!r}"
+            )
         self.config = DenseIndexConfig(dim=dim, kind=kind, **params)
         self.device = device
-        self._index: faiss.Index | None = self._new_index(0) if kind != "ivfpq" else None
-        self._ids = np.empty(0, dtype=np.int64)
-        self._alive = np.empty(0, dtype=bool)
-        self._pos: dict[int, int] = {}
-        self._n_dead_in_faiss = 0  # deleted positions still inside the FAISS structure
-        self._gpu: Any = None  # lazily built GPU copy (flat only)
-        self._lookup: KeyPositions | None = None
-        self._xb: tuple[tuple[int, int], np.ndarray] | None = None  # view of a flat index's vectors
+        self.segments: list[DenseSegment] = []
+        self._hnsw: dict[str, faiss.Index] = {}
+        self._gpu: Any = None
 
-    # ------------------------------------------------------------------ building
-    def _new_index(self, n_train: int) -> faiss.Index:
-        c = self.config
-        if c.kind == "flat":
-            return faiss.IndexFlatIP(c.dim)
-        if c.kind == "hnsw":
-            index = faiss.IndexHNSWFlat(c.dim, c.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = c.ef_construction
-            index.hnsw.efSearch = c.ef_search
-            return index
-        nlist = c.nlist or max(1, min(int(4 * math.sqrt(n_train)), n_train // 39))
-        pq_m = c.pq_m or max(1, c.dim // 8)
-        if c.dim % pq_m:
-            raise ValueError(f"pq_m={pq_m} must divide dim={c.dim}")
-        self.config = replace(c, nlist=nlist, pq_m=pq_m)
-        quantizer = faiss.IndexFlatIP(c.dim)
-        index = faiss.IndexIVFPQ(quantizer, c.dim, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
-        index.nprobe = c.nprobe
-        return index
-
+    # ------------------------------------------------------------------ properties
     def __len__(self) -> int:
         """Number of live vectors."""
-        return len(self._pos)
+        return sum(s.n_live for s in self.segments)
 
     @property
     def n_stored(self) -> int:
-        """Vectors held by the FAISS structure: the live ones and the deleted ones not yet
-        compacted away."""
-        return 0 if self._index is None else int(self._index.ntotal)
+        """Rows held by the segments: the live ones and the deleted ones not yet merged away."""
+        return sum(s.n for s in self.segments)
 
     @property
     def dim(self) -> int:
         return self.config.dim
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of the segments' arrays (most of them memory-mapped once saved)."""
+        return sum(s.nbytes for s in self.segments)
+
+    @property
     def ids(self) -> np.ndarray:
-        """Live ids, int64, in insertion order."""
-        return self._ids[self._alive]
+        """Live ids, int64, segment by segment."""
+        if not self.segments:
+            return np.zeros(0, np.int64)
+        return np.concatenate([np.asarray(s.keys)[s.live_rows()] for s in self.segments])
 
     def __contains__(self, doc_id: int) -> bool:
-        return int(doc_id) in self._pos
+        return bool(self._find(np.array([int(doc_id)], np.int64))[0][0] >= 0)
 
+    def __repr__(self) -> str:
+        return (
+            f"DenseIndex({self.config.kind}, dim={self.dim}, vectors={len(self)}, "
+            f"segments={len(self.segments)})"
+        )
+
+    # ------------------------------------------------------------------ writing
     def add(self, ids: Any, vectors: Any) -> None:
-        """Add vectors under new ids.
+        """Add vectors under new ids (one new segment; small segments then merge).
 
         Parameters
         ----------
@@ -152,75 +189,101 @@ class DenseIndex:
             raise ValueError(f"{len(ids_arr)} ids but {len(vectors)} vectors")
         if len(np.unique(ids_arr)) != len(ids_arr):
             raise DuplicateIdError("ids holds duplicates")
-        present = [int(i) for i in ids_arr if int(i) in self._pos]
-        if present:
-            raise DuplicateIdError(f"ids already in the index: {preview(present)}")
+        seg_of, _ = self._find(ids_arr)
+        if (seg_of >= 0).any():
+            raise DuplicateIdError(f"ids already in the index: {preview(ids_arr[seg_of >= 0])}")
         if len(ids_arr) == 0:
             return
-        if self._index is None:  # IVF-PQ: train on the first batch
-            if len(vectors) < 256:
-                raise ValueError(
-                    f"an IVF-PQ index trains on its first add, which needs at least 256 vectors; got "
-                    f"{len(vectors)}. Add more at once, or use kind='flat' or 'hnsw'."
-                )
-            index = self._new_index(len(vectors))
-            index.train(vectors)
-            self._index = index
-        start = len(self._ids)
-        positions = np.arange(start, start + len(ids_arr), dtype=np.int64)
-        if self.config.kind == "ivfpq":  # IVF stores ids: keep positions stable across removals
-            self._index.add_with_ids(vectors, positions)
-        else:
-            self._index.add(vectors)
-        self._ids = np.concatenate([self._ids, ids_arr])
-        self._alive = np.concatenate([self._alive, np.ones(len(ids_arr), dtype=bool)])
-        self._pos.update(zip(ids_arr.tolist(), range(start, start + len(ids_arr))))
-        self._gpu = None
-        self._lookup = None
+        self.segments.append(self._build(ids_arr, vectors))
+        self._merge_tail()
+        self._changed()
 
     def delete(self, ids: Any) -> None:
         """Delete vectors by id; unknown ids raise :class:`UnknownIdError` and delete nothing."""
-        ids_list = [int(i) for i in np.asarray(ids, dtype=np.int64).ravel()]
-        if len(set(ids_list)) != len(ids_list):
+        ids_arr = np.asarray(ids, dtype=np.int64).ravel()
+        if len(np.unique(ids_arr)) != len(ids_arr):
             raise DuplicateIdError("ids to delete holds duplicates")
-        missing = [i for i in ids_list if i not in self._pos]
-        if missing:
-            raise UnknownIdError(f"ids not in the index: {preview(missing)}")
-        for i in ids_list:
-            self._alive[self._pos.pop(i)] = False
-        self._n_dead_in_faiss += len(ids_list)
-        self._gpu = None
-        self._lookup = None
-        if self._n_dead_in_faiss >= COMPACT_AT * max(self._index.ntotal, 1):
-            self.compact()
+        seg_of, rows = self._find(ids_arr)
+        if (seg_of < 0).any():
+            raise UnknownIdError(f"ids not in the index: {preview(ids_arr[seg_of < 0].tolist())}")
+        for s in np.unique(seg_of).tolist():
+            self.segments[s] = self.segments[s].with_dead(rows[seg_of == s])
+        self.segments = [s for s in self.segments if s.n_live]
+        self._changed()
 
     def compact(self) -> None:
-        """Drop deleted vectors from FAISS.
+        """Rewrite the segments that hold deleted rows without them."""
+        self.segments = [self._merge([s]) if s.n_dead else s for s in self.segments if s.n_live]
+        self._changed()
 
-        Flat and HNSW are rebuilt from their stored vectors and renumbered; IVF-PQ removes the
-        entries from its lists and keeps positions (its codes cannot be re-added losslessly).
-        """
-        if self._index is None or self._n_dead_in_faiss == 0:
-            return
-        if self.config.kind == "ivfpq":
-            dead = np.flatnonzero(~self._alive).astype(np.int64)
-            self._index.remove_ids(faiss.IDSelectorBatch(dead))
-        else:
-            keep = np.flatnonzero(self._alive)
-            vectors = self._index.reconstruct_batch(keep.astype(np.int64))
-            self._xb = None  # the view points into the index replaced below
-            self._index = self._new_index(len(keep))
-            if len(keep):
-                self._index.add(vectors)
-            self._ids = self._ids[keep]
-            self._alive = np.ones(len(keep), dtype=bool)
-            self._pos = dict(zip(self._ids.tolist(), range(len(keep))))
-        self._n_dead_in_faiss = 0
+    def optimize(self) -> None:
+        """Merge every segment into one (deleted rows dropped; IVF lists or HNSW graph rebuilt
+        when the index is past ``ivf_min``). Costs O(the index): run it when it pays off."""
+        if len(self.segments) > 1 or any(s.n_dead for s in self.segments):
+            self.segments = [self._merge(self.segments)] if len(self) else []
+            self._changed()
+
+    def _build(self, ids: np.ndarray, vectors: np.ndarray) -> DenseSegment:
+        c = self.config
+        big = len(ids) >= c.ivf_min
+        return build_segment(
+            ids,
+            vectors,
+            ivf=big and c.kind in ("ivf", "auto"),
+            nlist=c.nlist,
+            quantization=c.quantization,
+        )
+
+    def _merge(self, segments: list[DenseSegment]) -> DenseSegment:
+        c = self.config
+        big = sum(s.n_live for s in segments) >= c.ivf_min
+        return merge_segments(
+            segments,
+            ivf=big and c.kind in ("ivf", "auto"),
+            quantization=c.quantization,
+            nlist=c.nlist,
+        )
+
+    def _merge_tail(self) -> None:
+        """Binary-counter merging of the newest segments while the result stays within
+        ``merge_max`` rows: a merge happens when the previous segment is not bigger."""
+        segs = self.segments
+        while len(segs) >= 2:
+            a, b = segs[-2], segs[-1]
+            if a.n_live > b.n_live or a.n_live + b.n_live > self.config.merge_max:
+                break
+            segs[-2:] = [self._merge([a, b])]
+
+    def _changed(self) -> None:
         self._gpu = None
-        self._lookup = None
+        live = {s.name for s in self.segments}
+        self._hnsw = {k: v for k, v in self._hnsw.items() if k in live}
+
+    def _find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(segment index, row) of each live id, (-1, -1) where absent or deleted."""
+        seg_of = np.full(len(ids), -1, np.int64)
+        rows = np.full(len(ids), -1, np.int64)
+        for i, seg in enumerate(self.segments):
+            todo = np.flatnonzero(seg_of < 0)
+            if not len(todo):
+                break
+            r = seg.rows_of(ids[todo])
+            hit = r >= 0
+            seg_of[todo[hit]] = i
+            rows[todo[hit]] = r[hit]
+        return seg_of, rows
 
     # ------------------------------------------------------------------ searching
-    def search(self, queries: Any, k: int = 10) -> SearchResult:
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        *,
+        exact: bool | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        rescore: int | None = None,
+    ) -> SearchResult:
         """Top-k ids by inner product.
 
         Parameters
@@ -228,6 +291,10 @@ class DenseIndex:
         queries : array-like of float, shape (n_queries, dim) or (dim,)
         k : int
             Hits per query; fewer live vectors than k pads with id -1, score -inf.
+        exact : bool, optional
+            Force exact (True) or approximate (False) search; default: by ``kind``.
+        nprobe, ef_search, rescore : int, optional
+            This call's IVF lists per segment, HNSW beam, and rows rescored after a code scan.
 
         Returns
         -------
@@ -237,17 +304,76 @@ class DenseIndex:
         queries = check_matrix(queries, "queries", self.dim)
         k = check_k(k)
         ids, scores = empty_result(len(queries), k)
-        if len(self) == 0:
+        n_live = len(self)
+        if n_live == 0:
             return SearchResult(ids, scores)
-        kk = min(k, len(self))
-        dist, pos = self._search_positions(queries, kk)
-        valid = pos >= 0
-        ids[:, :kk] = np.where(valid, self._ids[np.where(valid, pos, 0)], -1)
-        scores[:, :kk] = np.where(valid, dist, -np.inf)
+        approx = self._approximate(exact)
+        if not approx and self._use_gpu():
+            s, key = self._search_gpu(queries, min(k, n_live))
+        else:
+            s, key = self._search_segments(queries, k, approx, nprobe, ef_search, rescore)
+        kk = s.shape[1]
+        ids[:, :kk] = key
+        scores[:, :kk] = s
         return SearchResult(ids, scores)
 
+    def _approximate(self, exact: bool | None) -> bool:
+        if exact is not None:
+            return not exact
+        c = self.config
+        if c.kind == "auto":
+            return len(self) >= c.approximate_from
+        return c.kind != "flat"
+
+    def _search_segments(
+        self,
+        queries: np.ndarray,
+        k: int,
+        approx: bool,
+        nprobe: int | None,
+        ef_search: int | None,
+        rescore: int | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        c = self.config
+        parts_s, parts_k = [], []
+        for seg in self.segments:
+            kk = min(k, seg.n)
+            if not approx:
+                s, r = seg.scan(queries, kk)
+            elif c.kind == "hnsw" and seg.n >= c.ivf_min:
+                s, r = self._search_hnsw(seg, queries, kk, ef_search or c.ef_search)
+            elif seg.has_ivf:
+                s, r = seg.probe(queries, kk, nprobe or c.nprobe)
+            elif seg.codes is not None:
+                s, r = seg.code_scan(queries, kk, rescore or c.rescore)
+            else:
+                s, r = seg.scan(queries, kk)
+            parts_s.append(s)
+            parts_k.append(np.where(r >= 0, np.asarray(seg.keys)[np.maximum(r, 0)], -1))
+        all_s = np.concatenate(parts_s, axis=1)
+        all_k = np.concatenate(parts_k, axis=1)
+        if len(parts_s) == 1:
+            return all_s, all_k
+        s, p = topk_rows(np.ascontiguousarray(all_s), k)
+        return s, np.where(p >= 0, np.take_along_axis(all_k, np.maximum(p, 0), axis=1), -1)
+
+    def _search_hnsw(
+        self, seg: DenseSegment, queries: np.ndarray, k: int, ef: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        graph = self._hnsw.get(seg.name)
+        if graph is None:
+            graph = self._hnsw[seg.name] = _hnsw_graph(seg, self.config)
+        sel = None
+        mask = seg.dead_mask()
+        if mask is not None:
+            bitmap = np.packbits(~mask, bitorder="little")
+            sel = faiss.IDSelectorBitmap(seg.n, faiss.swig_ptr(bitmap))
+        params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(ef, k))
+        s, r = graph.search(queries, k, params=params)
+        return np.where(r >= 0, s, -np.inf).astype(np.float32), r.astype(np.int64)
+
     def score(self, queries: Any, ids: Any) -> np.ndarray:
-        """Inner products of each query with given stored vectors.
+        """Exact inner products of each query with given stored vectors.
 
         Parameters
         ----------
@@ -258,115 +384,66 @@ class DenseIndex:
         Returns
         -------
         numpy.ndarray of float32, shape (n_queries, m)
-            NaN for padding and ids not in the index. Flat and HNSW store exact vectors, so this
-            is the exact score; IVF-PQ decodes its codes, which is the score its search uses.
+            NaN for padding and ids not in the index.
         """
         queries = check_matrix(queries, "queries", self.dim)
         ids = np.asarray(ids)
         if ids.ndim != 2 or ids.shape[0] != len(queries):
             raise ValueError(f"ids must be (n_queries, m) = ({len(queries)}, m); got {ids.shape}")
         flat = ids.astype(np.int64).ravel()
-        pos = self._positions(flat)
+        seg_of, rows = self._find(flat)
         out = np.full(len(flat), np.nan, np.float32)
-        found = pos >= 0
-        if found.any():
-            if self.config.kind == "ivfpq":
-                ivf = faiss.extract_index_ivf(self._index)
-                if ivf.direct_map.no():
-                    ivf.make_direct_map()
-            vectors = self._index.reconstruct_batch(pos[found])
-            rows = np.repeat(np.arange(len(queries)), ids.shape[1])[found]
-            out[found] = np.einsum("ij,ij->i", queries[rows], vectors)
+        q_of = np.repeat(np.arange(len(queries)), ids.shape[1])
+        for s in np.unique(seg_of[seg_of >= 0]).tolist():
+            at = np.flatnonzero(seg_of == s)
+            order = np.argsort(rows[at], kind="stable")  # file order
+            at = at[order]
+            vectors = np.asarray(self.segments[s].vectors[rows[at]])
+            out[at] = np.einsum("ij,ij->i", queries[q_of[at]], vectors)
         return out.reshape(ids.shape)
 
     def scan_search(
         self, queries: Any, k: int, *, max_cells: int | None = None
     ) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]] | None:
-        """Top-k by scanning every stored vector of a CPU flat index with one matrix product, and
-        a lookup of any id's score from the same product; None for HNSW, IVF-PQ, GPU search, or
-        when ``n_queries x n_positions`` exceeds ``max_cells``.
+        """Exact top-k by scanning every stored vector, and a lookup of any id's score from the
+        same products; None when search is approximate or on the GPU, or when
+        ``n_queries x n_stored`` exceeds ``max_cells``.
 
-        For one query this is FAISS's inner-product loop and a heap, cheaper than FAISS's search
-        call; the hybrid search uses it to get the dense leg's list and its lookups in one pass.
-
-        Parameters
-        ----------
-        queries : array-like of float, shape (n_queries, dim)
-        k : int
-        max_cells : int, optional
-            Largest score matrix to hold (float32 cells).
+        The hybrid search uses it to get the dense leg's list and its lookups in one pass.
 
         Returns
         -------
         (ids, scores, lookup) or None
-            ``ids`` int64 and ``scores`` float32 (n_queries, k), best first (ties: earlier
-            position), padded with -1 / -inf; ``lookup(ids)`` maps int64 (n_queries, m) ids to
-            their float32 scores, NaN for -1 and for ids not in the index.
+            ``ids`` int64 and ``scores`` float32 (n_queries, k), best first, padded with
+            -1 / -inf; ``lookup(ids)`` maps int64 (n_queries, m) ids to their float32 scores,
+            NaN for -1 and for ids not in the index.
         """
-        xb = self._flat_vectors()
-        if xb is None:
+        if self._approximate(None) or self._use_gpu():
             return None
         queries = check_matrix(queries, "queries", self.dim)
         k = check_k(k)
-        if max_cells is not None and len(queries) * len(xb) > max_cells:
+        if max_cells is not None and len(queries) * self.n_stored > max_cells:
             return None
-        all_scores = _inner_products(queries, xb)
-        if self._n_dead_in_faiss:
-            all_scores[:, ~self._alive] = -np.inf
         ids, scores = empty_result(len(queries), k)
+        if not self.segments:
+            return ids, scores, lambda want: np.full(np.shape(want), np.nan, np.float32)
+        blocks = [seg.scores_all(queries) for seg in self.segments]
+        all_scores = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+        starts = np.cumsum([0] + [s.n for s in self.segments])
+        all_keys = np.concatenate([np.asarray(s.keys) for s in self.segments])
         values, pos = topk_rows(all_scores, k)
-        found = pos >= 0
-        ids[:, : pos.shape[1]] = np.where(found, self._ids[np.maximum(pos, 0)], -1)
+        ids[:, : pos.shape[1]] = np.where(pos >= 0, all_keys[np.maximum(pos, 0)], -1)
         scores[:, : pos.shape[1]] = values
 
         def lookup(want: np.ndarray) -> np.ndarray:
             want = np.asarray(want, dtype=np.int64)
-            at = self._positions(want.ravel()).reshape(want.shape)
+            seg_of, rows = self._find(want.ravel())
+            at = np.where(seg_of >= 0, starts[np.maximum(seg_of, 0)] + rows, -1)
+            at = at.reshape(want.shape)
             got = np.take_along_axis(all_scores, np.maximum(at, 0), axis=1)
             return np.where((at >= 0) & (want >= 0), got, np.nan).astype(np.float32)
 
         return ids, scores, lookup
-
-    def _flat_vectors(self) -> np.ndarray | None:
-        """Zero-copy (n_positions, dim) view of a CPU flat index's vectors, else None.
-
-        Rebuilt when the index object or its size changes: FAISS moves its storage only when
-        vectors are added, and compaction replaces the index (and drops the view first).
-        """
-        if self.config.kind != "flat" or self._index is None or self._use_gpu():
-            return None
-        n, d = self._index.ntotal, self._index.d
-        key = (id(self._index), n)
-        if self._xb is None or self._xb[0] != key:
-            if n == 0:
-                view = np.zeros((0, d), np.float32)
-            else:
-                view = faiss.rev_swig_ptr(self._index.get_xb(), n * d).reshape(n, d)
-            self._xb = (key, view)
-        return self._xb[1]
-
-    def _positions(self, ids: np.ndarray) -> np.ndarray:
-        """Live positions of ``ids`` int64 (n,), -1 where absent or deleted (vectorised)."""
-        if self._lookup is None:
-            self._lookup = KeyPositions(self._ids, self._alive)
-        return self._lookup.find(ids)
-
-    def _search_positions(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.config.kind == "flat" and self._use_gpu():
-            return self._search_gpu(queries, k)
-        if self._n_dead_in_faiss == 0:
-            return self._index.search(queries, k, params=self._params(None))
-        bitmap = np.packbits(self._alive, bitorder="little")
-        selector = faiss.IDSelectorBitmap(len(self._alive), faiss.swig_ptr(bitmap))
-        return self._index.search(queries, k, params=self._params(selector))
-
-    def _params(self, selector: Any) -> Any:
-        c = self.config
-        if c.kind == "hnsw":
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=max(c.ef_search, 1))
-        if c.kind == "ivfpq":
-            return faiss.SearchParametersIVF(sel=selector, nprobe=c.nprobe)
-        return faiss.SearchParameters(sel=selector) if selector is not None else None
 
     # ------------------------------------------------------------------ GPU
     def _use_gpu(self) -> bool:
@@ -383,69 +460,125 @@ class DenseIndex:
         from granite_index.index.gpu import GpuFlatSearcher
 
         if self._gpu is None:
-            vectors = self._index.reconstruct_n(0, self._index.ntotal)
-            self._gpu = GpuFlatSearcher(vectors, self._alive)
-        return self._gpu.search(queries, k)
+            vectors = np.concatenate([np.asarray(s.vectors) for s in self.segments])
+            alive = np.ones(len(vectors), bool)
+            start = 0
+            for s in self.segments:
+                mask = s.dead_mask()
+                if mask is not None:
+                    alive[start : start + s.n] = ~mask
+                start += s.n
+            keys = np.concatenate([np.asarray(s.keys) for s in self.segments])
+            self._gpu = (GpuFlatSearcher(vectors, alive), keys)
+        searcher, keys = self._gpu
+        scores, pos = searcher.search(queries, k)
+        return scores, np.where(pos >= 0, keys[np.maximum(pos, 0)], -1)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``index.faiss``, ``ids.npy``, ``alive.npy`` and ``config.json`` into folder ``path``."""
+    def save(
+        self, path: str | os.PathLike[str], *, segments_dir: str | os.PathLike[str] | None = None
+    ) -> None:
+        """Write the index into folder ``path``: ``index.json`` (the config and the list of
+        segments with their deletion files) and the segments not yet in ``segments_dir``
+        (default ``path/segments``; several saves may share one, each writing only what is new).
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        if self._index is not None:
-            faiss.write_index(self._index, str(path / "index.faiss"))
-        np.save(path / "ids.npy", self._ids)
-        np.save(path / "alive.npy", self._alive)
+        seg_dir = Path(segments_dir) if segments_dir is not None else path / "segments"
+        for seg in self.segments:
+            seg.save(seg_dir)
         meta = {
+            "format_version": FORMAT_VERSION,
             "config": asdict(self.config),
-            "trained": self._index is not None,
-            "dead_in_faiss": self._n_dead_in_faiss,
+            "segments_dir": os.path.relpath(seg_dir, path),
+            "segments": [{"name": s.name, "dead": s.dead_file} for s in self.segments],
         }
-        (path / "config.json").write_text(json.dumps(meta, indent=2))
+        (path / "index.json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: Device = "auto") -> DenseIndex:
-        """Read an index written by :meth:`save`."""
+        """Read an index written by :meth:`save` (its arrays memory-mapped), or by an earlier
+        version of granite-index (one FAISS file; converted in memory, written anew by the next
+        save)."""
         path = Path(path)
-        meta = json.loads((path / "config.json").read_text())
-        cfg = dict(meta["config"])
-        version = cfg.pop("format_version")
+        if not (path / "index.json").exists():
+            if (path / "config.json").exists():
+                return _load_v1(path, device)
+            raise FileNotFoundError(f"{path} holds no dense index (no index.json)")
+        meta = json.loads((path / "index.json").read_text())
+        version = meta.get("format_version", 0)
         if version > FORMAT_VERSION:
             raise FormatVersionError(
                 f"{path} holds a dense index of format {version}; this granite-index reads up to "
                 f"{FORMAT_VERSION}. Upgrade granite-index."
             )
+        cfg = dict(meta["config"])
+        cfg.pop("format_version", None)
         dim, kind = cfg.pop("dim"), cfg.pop("kind")
         self = cls(dim, kind, device=device, **cfg)
-        self._index = _read_faiss(path / "index.faiss") if meta["trained"] else None
-        self._ids = np.load(path / "ids.npy")
-        self._alive = np.load(path / "alive.npy")
-        live = self._ids[self._alive]
-        self._pos = dict(zip(live.tolist(), np.flatnonzero(self._alive).tolist()))
-        self._n_dead_in_faiss = int(meta["dead_in_faiss"])
+        seg_dir = path / meta["segments_dir"]
+        self.segments = [DenseSegment.load(seg_dir, s["name"], s["dead"]) for s in meta["segments"]]
         return self
 
+    @staticmethod
+    def segment_files(path: str | os.PathLike[str]) -> set[str]:
+        """Files of the segments folder that the index saved at ``path`` uses (segment folder
+        names and ``<segment>/<deletion file>``)."""
+        file = Path(path) / "index.json"
+        if not file.exists():
+            return set()
+        out: set[str] = set()
+        for s in json.loads(file.read_text())["segments"]:
+            out.add(s["name"])
+            if s["dead"]:
+                out.add(f"{s['name']}/{s['dead']}")
+        return out
 
-def _read_faiss(file: Path) -> faiss.Index:
-    """``faiss.read_index`` through a descriptor opened here: a missing file is a
-    FileNotFoundError (FAISS's own is a RuntimeError), and on Linux the index is read whole even
-    if a writer removes the file meanwhile."""
-    with open(file, "rb") as fh:
-        proc = f"/proc/self/fd/{fh.fileno()}"
-        return faiss.read_index(proc if os.path.exists(proc) else str(file))
+
+def _hnsw_graph(seg: DenseSegment, c: DenseIndexConfig) -> faiss.Index:
+    """The FAISS HNSW graph of a segment: read from its folder, else built (and kept there)."""
+    file = None if seg.saved_in is None else seg.saved_in / seg.name / "hnsw.faiss"
+    if file is not None and file.exists():
+        return faiss.read_index(str(file))
+    graph = faiss.IndexHNSWFlat(c.dim, c.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = c.ef_construction
+    graph.add(np.ascontiguousarray(seg.vectors))
+    if file is not None:
+        tmp = file.with_name(".tmp-hnsw.faiss")
+        faiss.write_index(graph, str(tmp))
+        os.replace(tmp, file)
+    return graph
 
 
-def _inner_products(queries: np.ndarray, xb: np.ndarray) -> np.ndarray:
-    """``queries @ xb.T``, float32 (n_queries, n). Below 20 queries (FAISS's own threshold) it
-    uses FAISS's single-threaded SIMD loop rather than BLAS: BLAS threads keep spinning after a
-    small product and slowed the next query's encoding (torch) by 2x in the latency benchmark."""
-    if len(queries) >= 20 or len(xb) == 0:
-        return queries @ xb.T
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    out = np.empty((len(queries), len(xb)), np.float32)
-    ptr = faiss.swig_ptr(xb)
-    for i in range(len(queries)):
-        faiss.fvec_inner_products_ny(
-            faiss.swig_ptr(out[i]), faiss.swig_ptr(queries[i]), ptr, xb.shape[1], len(xb)
+def _load_v1(path: Path, device: Device) -> DenseIndex:
+    """An index saved as one FAISS file (format 1): its vectors become one in-memory segment."""
+    meta = json.loads((path / "config.json").read_text())
+    cfg = dict(meta["config"])
+    version = cfg.pop("format_version")
+    if version > FORMAT_VERSION:
+        raise FormatVersionError(
+            f"{path} holds a dense index of format {version}; this granite-index reads up to "
+            f"{FORMAT_VERSION}. Upgrade granite-index."
         )
-    return out
+    dim, kind = cfg.pop("dim"), cfg.pop("kind")
+    keep = {"nlist", "nprobe", "hnsw_m", "ef_construction", "ef_search"}
+    params = {k: v for k, v in cfg.items() if k in keep}
+    if kind == "ivfpq":
+        params.pop("nlist", None)  # chosen per segment now
+    self = DenseIndex(dim, kind, device=device, **params)
+    ids = np.load(path / "ids.npy")
+    alive = np.load(path / "alive.npy").astype(bool)
+    if not meta["trained"] or not alive.any():
+        return self
+    with open(path / "index.faiss", "rb") as fh:
+        proc = f"/proc/self/fd/{fh.fileno()}"
+        index = faiss.read_index(proc if os.path.exists(proc) else str(path / "index.faiss"))
+    if kind == "ivfpq":
+        ivf = faiss.extract_index_ivf(index)
+        ivf.make_direct_map()
+    live = np.flatnonzero(alive)
+    vectors = index.reconstruct_batch(live.astype(np.int64))
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = vectors / np.maximum(norms, 1e-12)
+    self.segments = [self._build(ids[live], vectors)]
+    return self

@@ -167,7 +167,7 @@ def test_failed_commit_rolls_back_in_memory_state(col, monkeypatch):
 def test_failed_create_leaves_nothing(tmp_path, tiny_encoder, monkeypatch):
     from granite_index.index import dense as dense_index
 
-    def boom(self, path):
+    def boom(self, path, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(dense_index.DenseIndex, "save", boom)

@@ -14,6 +14,7 @@ import pytest
 
 from granite_index import Collection
 from granite_index.collection import store
+from granite_index.index import DenseIndex
 from tests.hashing import HashingEncoder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,11 @@ def test_by_default_only_the_newest_commit_is_kept(tmp_path):
     Collection.create(tmp_path / "c", encoder=HashingEncoder(), sparse="bm25")
     col = _grow(tmp_path / "c", 3)
     assert [v["commit"] for v in col.versions()] == [3]
-    assert [p.name for p in (tmp_path / "c" / "dense").iterdir()] == ["00000003"]
+    assert sorted(p.name for p in (tmp_path / "c" / "dense").iterdir()) == ["00000003", "segments"]
+    # the segments are exactly those commit 3 names: none of an older commit is left behind
+    seg_dirs = {p.name for p in (tmp_path / "c" / "dense" / "segments").iterdir()}
+    assert seg_dirs == DenseIndex.segment_files(tmp_path / "c" / "dense" / "00000003")
+    assert len(seg_dirs) == 2  # 1 + 1 merged, then 1
     assert store.KEEP_COMMITS == 1 and store.RETENTION_SECONDS == 0.0
 
 
@@ -57,7 +62,8 @@ def test_time_travel_within_the_window_and_pruning_past_it(tmp_path):
     with pytest.raises(ValueError, match=r"keeps no commit 2: retained commits are \[4, 5, 6\]"):
         Collection.open(tmp_path / "c", version=2)
     assert sorted(p.name for p in (tmp_path / "c" / "dense").iterdir()) == [
-        f"{c:08d}" for c in (4, 5, 6)
+        *(f"{c:08d}" for c in (4, 5, 6)),
+        "segments",
     ]
     # a write from an old snapshot catches up with the newest commit first
     old.add(["late"], ["a late document"])

@@ -43,11 +43,11 @@ def test_empty_index_returns_padding():
     assert (res.ids == -1).all()
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "auto"])
 def test_delete_save_load_round_trip(kind, tmp_path):
     x, q = unit_rows(1200, 32), unit_rows(10, 32, seed=3)
     ids = np.arange(1200, dtype=np.int64)
-    idx = DenseIndex(32, kind, device="cpu", pq_m=8)
+    idx = DenseIndex(32, kind, device="cpu", ivf_min=1000)
     idx.add(ids, x)
     idx.delete(ids[:100])  # below the compaction threshold: tombstones
     res = idx.search(q, 20)
@@ -60,17 +60,125 @@ def test_delete_save_load_round_trip(kind, tmp_path):
     assert len(back) == 1100 and 5 not in back and 500 in back
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
-def test_approximate_kinds_have_useful_recall(kind):
-    x = unit_rows(3000, 32)
-    q = x[:50] + 0.05 * unit_rows(50, 32, seed=9)
-    ids = np.arange(3000, dtype=np.int64)
-    idx = DenseIndex(32, kind, device="cpu", pq_m=8, nprobe=32)
+def clustered(n: int, dim: int, seed: int = 0, n_clusters: int = 40):
+    """Rows around ``n_clusters`` fixed centres (approximate search meets structure, not
+    noise); ``seed`` draws the rows, so queries and documents share the centres."""
+    rng = np.random.default_rng(seed)
+    centres = unit_rows(n_clusters, dim, seed=100)
+    x = centres[rng.integers(0, n_clusters, n)] + 0.5 / np.sqrt(dim) * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def recall_at_10(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want)]))
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "floor"),
+    [
+        ("ivf", {"nprobe": 8}, 0.9),
+        ("hnsw", {"ef_search": 64}, 0.95),
+        ("auto", {"approximate_from": 1000}, 0.9),  # past approximate_from: IVF
+        ("ivf", {"quantization": "int8", "ivf_min": 10**9, "rescore": 50}, 0.97),
+        # sign bits need dimensions: 128 of them here
+        ("ivf", {"quantization": "binary", "ivf_min": 10**9, "rescore": 200, "dim": 128}, 0.9),
+    ],
+)
+def test_approximate_settings_have_recall_against_exact(kind, params, floor):
+    params = {"ivf_min": 1000, **params}
+    dim = params.pop("dim", 32)
+    x = clustered(4000, dim)
+    q = clustered(60, dim, seed=9)
+    ids = np.arange(4000, dtype=np.int64) * 3
+    idx = DenseIndex(dim, kind, device="cpu", **params)
     idx.add(ids, x)
     want, _ = exact_knn(ids, x, q, 10)
-    got = idx.search(q, 10).ids
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want)])
-    assert recall >= (0.9 if kind == "hnsw" else 0.4)
+    got = idx.search(q, 10)
+    assert recall_at_10(got.ids, want) >= floor
+    # scores are exact inner products of the ids returned
+    np.testing.assert_allclose(got.scores, idx.score(q, got.ids), rtol=1e-5, atol=1e-6)
+    # exact=True per call gives the exact answer whatever the kind
+    np.testing.assert_array_equal(idx.search(q, 10, exact=True).ids, want)
+
+
+def test_more_probes_never_lose_recall_and_all_probes_are_exact():
+    x, q = clustered(3000, 16, seed=2), clustered(40, 16, seed=3)
+    ids = np.arange(3000, dtype=np.int64)
+    idx = DenseIndex(16, "ivf", device="cpu", ivf_min=500, nlist=50)
+    idx.add(ids, x)
+    want, _ = exact_knn(ids, x, q, 10)
+    recalls = [recall_at_10(idx.search(q, 10, nprobe=p).ids, want) for p in (1, 4, 16, 50)]
+    assert recalls == sorted(recalls) and recalls[0] < 1.0
+    np.testing.assert_array_equal(idx.search(q, 10, nprobe=50).ids, want)
+
+
+def test_commits_write_only_the_change(tmp_path):
+    """A save after an add writes one new segment; after a delete, one small deletion file;
+    earlier segments' files are never rewritten."""
+    x = unit_rows(3000, 8)
+    idx = DenseIndex(8, "flat", device="cpu", merge_max=100)
+    idx.add(np.arange(1000), x[:1000])
+    idx.add(np.arange(1000, 2000), x[1000:2000])
+    seg_dir = tmp_path / "segments"
+    idx.save(tmp_path / "c1", segments_dir=seg_dir)
+    before = {p: p.stat().st_mtime_ns for p in seg_dir.rglob("*") if p.is_file()}
+    idx.add(np.arange(2000, 2010), x[2000:2010])
+    idx.delete([5, 1500])
+    idx.save(tmp_path / "c2", segments_dir=seg_dir)
+    after = {p: p.stat().st_mtime_ns for p in seg_dir.rglob("*") if p.is_file()}
+    assert all(after[p] == t for p, t in before.items())  # nothing rewritten
+    new = sorted(str(p.relative_to(seg_dir)) for p in set(after) - set(before))
+    dead = [n for n in new if "/dead-" in n]
+    assert len(dead) == 2 and all(np.load(seg_dir / n).size == 1 for n in dead)
+    assert len({n.split("/")[0] for n in new if "/dead-" not in n}) == 1  # one new segment
+    assert DenseIndex.segment_files(tmp_path / "c2") >= {n for n in dead}
+    back = DenseIndex.load(tmp_path / "c2", device="cpu")
+    assert len(back) == 2008 and 5 not in back and 2009 in back
+    np.testing.assert_array_equal(back.search(x[:3], 5).ids, idx.search(x[:3], 5).ids)
+
+
+def test_small_adds_merge_within_merge_max():
+    idx = DenseIndex(4, "flat", device="cpu", merge_max=64)
+    for i in range(40):
+        idx.add(np.arange(8 * i, 8 * i + 8), unit_rows(8, 4, seed=i))
+    sizes = [s.n for s in idx.segments]
+    assert max(sizes) <= 64 and len(sizes) <= 40 * 8 // 64 + 6
+    idx.optimize()
+    assert [s.n for s in idx.segments] == [320]
+
+
+def test_reads_a_format_1_index(tmp_path):
+    """A dense index saved by an earlier version (one FAISS file) opens and searches alike."""
+    import json
+
+    import faiss
+
+    x = unit_rows(50, 8)
+    flat = faiss.IndexFlatIP(8)
+    flat.add(x)
+    faiss.write_index(flat, str(tmp_path / "index.faiss"))
+    alive = np.ones(50, bool)
+    alive[3] = False
+    np.save(tmp_path / "ids.npy", np.arange(50, dtype=np.int64) + 100)
+    np.save(tmp_path / "alive.npy", alive)
+    config = {
+        "dim": 8,
+        "kind": "flat",
+        "hnsw_m": 32,
+        "ef_construction": 200,
+        "ef_search": 128,
+        "nlist": None,
+        "pq_m": None,
+        "nprobe": 16,
+        "format_version": 1,
+    }
+    meta = {"config": config, "trained": True, "dead_in_faiss": 1}
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    idx = DenseIndex.load(tmp_path, device="cpu")
+    assert len(idx) == 49 and 103 not in idx and 104 in idx and idx.config.kind == "flat"
+    live = np.flatnonzero(alive)
+    want, _ = exact_knn(live + 100, x[live], x[:4], 5)
+    np.testing.assert_array_equal(idx.search(x[:4], 5).ids, want)
 
 
 def test_compaction_after_many_deletes_keeps_results_exact():
@@ -78,7 +186,9 @@ def test_compaction_after_many_deletes_keeps_results_exact():
     ids = np.arange(300, dtype=np.int64)
     idx = DenseIndex(16, device="cpu")
     idx.add(ids, x)
-    idx.delete(ids[::2])  # 50 % > COMPACT_AT: rebuilt
+    idx.delete(ids[::2])
+    assert idx.n_stored == 300 and len(idx) == 150  # deletions are recorded, not rewritten
+    idx.compact()
     assert idx.n_stored == len(idx) == 150
     want, _ = exact_knn(ids[1::2], x[1::2], q, 10)
     np.testing.assert_array_equal(idx.search(q, 10).ids, want)
@@ -170,8 +280,10 @@ def test_bad_input():
         idx.add([7, 8, 9], unit_rows(2, 8))
     with pytest.raises(ValueError, match="kind"):
         DenseIndex(8, "lsh")
-    with pytest.raises(ValueError, match="at least 256"):
-        DenseIndex(8, "ivfpq", pq_m=2).add(np.arange(10), unit_rows(10, 8))
+    with pytest.raises(ValueError, match="quantization"):
+        DenseIndex(8, quantization="int4")
+    with pytest.raises(TypeError, match="unknown dense index options"):
+        DenseIndex(8, nprobes=3)
 
 
 def test_newer_format_is_refused(tmp_path):
@@ -182,9 +294,9 @@ def test_newer_format_is_refused(tmp_path):
     idx = DenseIndex(4, device="cpu")
     idx.add([1], unit_rows(1, 4))
     idx.save(tmp_path)
-    meta = json.loads((tmp_path / "config.json").read_text())
-    meta["config"]["format_version"] = 99
-    (tmp_path / "config.json").write_text(json.dumps(meta))
+    meta = json.loads((tmp_path / "index.json").read_text())
+    meta["format_version"] = 99
+    (tmp_path / "index.json").write_text(json.dumps(meta))
     with pytest.raises(FormatVersionError, match="Upgrade"):
         DenseIndex.load(tmp_path)
 
