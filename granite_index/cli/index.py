@@ -1,4 +1,5 @@
-"""``granite-index index``: build (or resume) a collection from a BEIR folder or an encoded dataset."""
+"""``granite-index index``: build (or resume) a collection from a corpus (jsonl / parquet file,
+folder of parquet files, Lance dataset, BEIR folder) or from an encoded dataset."""
 
 from __future__ import annotations
 
@@ -19,15 +20,19 @@ from granite_index.cli.common import (
     precision_opt,
     sparse_model_opt,
 )
-from granite_index.collection import index_beir
+from granite_index.collection import add_source, index_beir, read_batches
 from granite_index.errors import GraniteIndexError
-from granite_index.eval import load_beir
-from granite_index.jobs import collection_from_encoded
+from granite_index.jobs import EncodedDataset, EncodeJobError, collection_from_encoded
+
+CORPUS_KINDS = (
+    "a .jsonl / .jsonl.gz or .parquet file, a folder of parquet files, a Lance dataset or a BEIR "
+    "folder"
+)
 
 
 @click.command()
 @click.argument(
-    "data_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+    "corpus", metavar="CORPUS", required=False, type=click.Path(exists=True, path_type=Path)
 )
 @click.option(
     "--out",
@@ -40,7 +45,7 @@ from granite_index.jobs import collection_from_encoded
     "from_encoded",
     type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="Build from a dataset made by `granite-index encode` (no DATA_DIR, no re-encoding): "
+    help="Build from a dataset made by `granite-index encode` (no CORPUS, no re-encoding): "
     "its dense / SPLADE vectors and models; add --bm25 for a BM25 leg.",
 )
 @click.option(
@@ -62,8 +67,20 @@ from granite_index.jobs import collection_from_encoded
 @batch_opt
 @language_opt
 @chunk_opt
+@click.option(
+    "--id-field",
+    default="id",
+    show_default=True,
+    help="The documents' id field or column (with 'id', BEIR's '_id' is taken first).",
+)
+@click.option(
+    "--text-field",
+    default="text",
+    show_default=True,
+    help="The documents' text field or column (a 'title' is prepended and kept as metadata).",
+)
 def index(
-    data_dir: Path,
+    corpus: Path | None,
     out: Path,
     dense: bool,
     bm25: bool,
@@ -76,18 +93,27 @@ def index(
     language: str,
     chunk: int,
     from_encoded: Path | None,
+    id_field: str,
+    text_field: str,
 ) -> None:
-    """Build a collection from a BEIR-format folder (corpus.jsonl); re-running resumes."""
+    """Build a collection from CORPUS (a .jsonl / .jsonl.gz or .parquet file, a folder of parquet
+    files, a Lance dataset, or a BEIR folder: only its corpus.jsonl is read); re-running resumes.
+
+    Every record needs an id and a text field (--id-field, --text-field); an optional title is
+    prepended to the text; the other fields become the document's metadata. The corpus is
+    streamed, --chunk documents per commit.
+    """
     if from_encoded is not None:
-        if data_dir is not None or model or sparse_model or splade or not dense:
+        fields_given = (id_field, text_field) != ("id", "text")
+        if corpus is not None or model or sparse_model or splade or not dense or fields_given:
             raise click.UsageError(
-                "--from-encoded takes no DATA_DIR, --model, --sparse-model, --splade or "
-                "--no-dense: the encoded dataset decides them"
+                "--from-encoded takes no CORPUS, --model, --sparse-model, --splade, --no-dense, "
+                "--id-field or --text-field: the encoded dataset decides them"
             )
         _index_encoded(from_encoded, out, bm25, index_kind, language, precision, batch_size, chunk)
         return
-    if data_dir is None:
-        raise click.UsageError("give DATA_DIR (a BEIR folder) or --from-encoded")
+    if corpus is None:
+        raise click.UsageError(f"give CORPUS ({CORPUS_KINDS}) or --from-encoded")
     modes = ["dense"] * dense + ["bm25"] * bm25 + ["sparse"] * splade
     if not modes:
         raise click.UsageError("nothing to build: give --dense, --bm25 and/or --splade")
@@ -100,9 +126,13 @@ def index(
         language=language,
         modes=modes,
     )
+    fields = dict(id_field=id_field, text_field=text_field)
+    _check_corpus(corpus, fields)
     try:
-        data = load_beir(data_dir, split=_any_split(data_dir))
-        col, seconds, added = index_dataset(data, out, opts, chunk)
+        col = open_or_create(out, opts)
+        t0 = time.perf_counter()
+        added = add_source(col, corpus, batch_size=chunk, show_progress=True, **fields)
+        seconds = time.perf_counter() - t0
     except (GraniteIndexError, ValueError, TypeError, FileNotFoundError) as exc:
         fail(exc)
     rate = added / seconds if seconds > 0 and added else 0.0
@@ -142,9 +172,23 @@ def _index_encoded(
     )
 
 
-def _any_split(data_dir: Path) -> str:
-    splits = sorted(p.stem for p in (data_dir / "qrels").glob("*.tsv"))
-    return "test" if "test" in splits or not splits else splits[0]
+def _check_corpus(corpus: Path, fields: dict[str, Any]) -> None:
+    """A usage error, before any collection is made, for an input of no known kind, without the
+    id / text columns, or made by `granite-index encode`."""
+    try:
+        read_batches(corpus, **fields)  # checks the kind (and the columns, where it has a schema)
+    except (ValueError, TypeError, OSError) as exc:
+        raise click.BadParameter(str(exc), param_hint="CORPUS") from exc
+    if (corpus / "_versions").is_dir():  # a Lance dataset: maybe one `encode` wrote
+        try:
+            EncodedDataset.open(corpus)
+        except EncodeJobError:
+            return
+        raise click.BadParameter(
+            f"{corpus} was made by `granite-index encode`; build from it with --from-encoded "
+            f"{corpus} (it keeps its vectors)",
+            param_hint="CORPUS",
+        )
 
 
 def index_dataset(

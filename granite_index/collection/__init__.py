@@ -10,7 +10,11 @@ Modules
 - :mod:`~granite_index.collection.store`: the folder, the manifest (the commit point), the Lance
   documents, index folders per commit, the writer lock.
 - :mod:`~granite_index.collection.documents`: documents as Arrow tables (rows in, hits out).
-- :mod:`~granite_index.collection.ingest`: the one chunked, resumable ingest loop.
+- :mod:`~granite_index.collection.ingest`: the one chunked, resumable ingest loop, and
+  :func:`add_source` that streams a source through it.
+- :mod:`~granite_index.collection.sources`: :func:`read_batches`, documents streamed in batches
+  from jsonl / parquet files, BEIR folders, Lance datasets, Arrow data, DataFrames, iterables.
+- :mod:`~granite_index.collection.batch`: :class:`Batch`, documents that go in together.
 - :mod:`~granite_index.collection.evaluation`: the one BEIR pipeline (index a dataset, search its
   queries, score the run) that the CLI, the trainer and the benchmarks call.
 
@@ -20,9 +24,11 @@ shared modules; never the jobs, the LanceDB plugin or the CLI. Tests: ``tests/co
 
 from __future__ import annotations
 
+from granite_index.collection.batch import Batch
 from granite_index.collection.collection import Collection
 from granite_index.collection.evaluation import BeirRun, evaluate_beir, index_beir
-from granite_index.collection.ingest import Batch, index_corpus, ingest
+from granite_index.collection.ingest import add_source, index_corpus, ingest
+from granite_index.collection.sources import read_batches
 from granite_index.collection.spec import Bm25Spec, DenseSpec, LegSpec, SpladeSpec
 
 __all__ = [
@@ -33,8 +39,10 @@ __all__ = [
     "DenseSpec",
     "LegSpec",
     "SpladeSpec",
+    "add_source",
     "evaluate_beir",
     "index_beir",
     "index_corpus",
     "ingest",
+    "read_batches",
 ]

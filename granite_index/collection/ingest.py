@@ -3,56 +3,25 @@
 :func:`ingest` takes an iterable of :class:`Batch` (texts, maybe with vectors already computed)
 and adds, per batch, the documents the collection does not hold yet, in one commit each. A run
 stopped part-way keeps every finished batch, and the same call resumes where it stopped.
-:func:`index_corpus` (ids + texts in memory) and the encoded-dataset loader of
-:mod:`granite_index.jobs` both run through it.
+:func:`index_corpus` (ids + texts in memory), :func:`add_source` (a file, folder, table or
+iterable streamed by :func:`~granite_index.collection.sources.read_batches`) and the
+encoded-dataset loader of :mod:`granite_index.jobs` all run through it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from granite_index.types import SparseVectors
+from granite_index.collection.batch import Batch
+from granite_index.collection.sources import count_rows, read_batches
 
 if TYPE_CHECKING:  # pragma: no cover
     from granite_index.collection.collection import Collection
 
-
-@dataclass(frozen=True)
-class Batch:
-    """Documents to add together: ids, texts, optional metadata and precomputed vectors.
-
-    Attributes
-    ----------
-    ids : list of int or str
-    texts : list of str
-    metadata : list of dict or None, optional
-    vectors : numpy.ndarray of float32, shape (n, dim), optional
-        Dense vectors from the collection's encoder.
-    sparse_vectors : SparseVectors, optional
-        SPLADE rows from the collection's sparse encoder.
-    """
-
-    ids: list[Any]
-    texts: list[str]
-    metadata: list[dict | None] | None = None
-    vectors: np.ndarray | None = None
-    sparse_vectors: SparseVectors | None = None
-
-    def take(self, rows: Sequence[int]) -> Batch:
-        """The documents at positions ``rows``, in that order."""
-        rows = list(rows)
-        return Batch(
-            [self.ids[i] for i in rows],
-            [self.texts[i] for i in rows],
-            None if self.metadata is None else [self.metadata[i] for i in rows],
-            None if self.vectors is None else self.vectors[rows],
-            None if self.sparse_vectors is None else self.sparse_vectors.take(rows),
-        )
+__all__ = ["Batch", "add_source", "index_corpus", "ingest"]
 
 
 def ingest(
@@ -138,3 +107,50 @@ def index_corpus(
 
     done = len(ids) - len(todo)
     return ingest(collection, chunks(), total=len(ids), initial=done, show_progress=show_progress)
+
+
+def add_source(
+    collection: Collection,
+    source: Any,
+    *,
+    batch_size: int = 10_000,
+    show_progress: bool = True,
+    **fields: Any,
+) -> int:
+    """Stream the documents of ``source`` that ``collection`` lacks into it, one commit per batch.
+
+    The source is read ``batch_size`` documents at a time
+    (:func:`~granite_index.collection.sources.read_batches`) and each batch goes through
+    :func:`ingest`: documents whose id the collection already holds are skipped, so a run that
+    stopped part-way resumes when called again with the same source.
+
+    Parameters
+    ----------
+    collection : Collection
+    source : path, pyarrow data, DataFrame or iterable
+        A ``.jsonl`` / ``.jsonl.gz`` file, a BEIR folder, a ``.parquet`` file or folder, a Lance
+        dataset, a pyarrow table / record batch / reader / dataset, a pandas DataFrame, or an
+        iterable of dicts or of :class:`Batch` (see ``read_batches``).
+    batch_size : int
+        Documents per batch, and so per commit.
+    show_progress : bool
+        Show a progress bar (with a total where the source knows its size: parquet, Lance,
+        tables, DataFrames).
+    **fields :
+        ``id_field``, ``text_field``, ``title_field``, ``vector_field``, ``metadata_fields``,
+        as ``read_batches`` takes them.
+
+    Returns
+    -------
+    int
+        The number of documents added.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, TypeError
+        As ``read_batches`` (an unknown source, a missing column, a bad record) and
+        :meth:`Collection.add`. Batches committed before the error stay.
+    """
+    batches = read_batches(source, batch_size=batch_size, **fields)
+    total = count_rows(source)
+    return ingest(collection, batches, total=total, show_progress=show_progress)

@@ -108,3 +108,70 @@ def test_index_bm25_only_then_search(dataset, tmp_path):
         main, ["eval", str(dataset), "--mode", "dense", "--collection", str(out)]
     )
     assert dense_col.exit_code != 0 and "has no dense index" in dense_col.output
+
+
+def test_index_plain_jsonl_and_parquet_corpus_then_search(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    runner = CliRunner()
+    records = [{"id": i, "title": t, "text": x, "source": "wiki"} for i, t, x in CORPUS]
+    jsonl = tmp_path / "docs.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "from-jsonl"
+    args = ["index", str(jsonl), "--out", str(out), "--no-dense", "--bm25", "--chunk", "3"]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "indexed 4 new documents (4 in all)" in res.output
+    assert Collection.open(out).manifest.commit == 2  # --chunk 3: two commits
+    assert "indexed 0 new documents (4 in all)" in runner.invoke(main, args).output
+    hits = runner.invoke(main, ["search", str(out), "column storage", "--json"])
+    assert hits.exit_code == 0, hits.output
+    top = json.loads(hits.stdout.splitlines()[0])
+    assert top["id"] == "d4" and top["text"] == "Storage Columnar formats store data by column."
+    assert top["metadata"] == {"title": "Storage", "source": "wiki"}
+
+    table = pa.table({"doc_id": [r["id"] for r in records], "body": [r["text"] for r in records]})
+    pq.write_table(table, tmp_path / "docs.parquet")
+    out = tmp_path / "from-parquet"
+    res = runner.invoke(
+        main,
+        ["index", str(tmp_path / "docs.parquet"), "--out", str(out), "--no-dense", "--bm25"]
+        + ["--id-field", "doc_id", "--text-field", "body"],
+    )
+    assert res.exit_code == 0, res.output
+    hits = runner.invoke(main, ["search", str(out), "sleeping cats", "-k", "1", "--json"])
+    assert json.loads(hits.stdout)["id"] == "d3"
+
+
+def test_index_beir_folder_needs_only_its_corpus(dataset, tmp_path):
+    (dataset / "queries.jsonl").unlink()
+    res = CliRunner().invoke(
+        main, ["index", str(dataset), "--out", str(tmp_path / "c"), "--no-dense", "--bm25"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "indexed 4 new documents (4 in all)" in res.output
+
+
+def test_index_input_errors(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    runner = CliRunner()
+    out = tmp_path / "col"
+    lex = ["--out", str(out), "--no-dense", "--bm25"]
+    res = runner.invoke(main, ["index", str(tmp_path / "nope.jsonl"), *lex])
+    assert res.exit_code == 2 and "does not exist" in res.output
+    (tmp_path / "notes.txt").write_text("hello")
+    res = runner.invoke(main, ["index", str(tmp_path / "notes.txt"), *lex])
+    assert res.exit_code == 2 and "unknown file type" in res.output
+    pq.write_table(pa.table({"id": ["a"], "body": ["x"]}), tmp_path / "t.parquet")
+    res = runner.invoke(main, ["index", str(tmp_path / "t.parquet"), *lex])
+    assert res.exit_code == 2 and "no 'text' column" in res.output
+    assert not out.exists()  # checked before a collection is made
+    res = runner.invoke(main, ["index", *lex])
+    assert res.exit_code == 2 and "give CORPUS" in res.output
+    (tmp_path / "bad.jsonl").write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": ""}\n')
+    res = runner.invoke(main, ["index", str(tmp_path / "bad.jsonl"), *lex])
+    assert res.exit_code == 1 and "bad.jsonl: line 2: empty text" in res.output
+    assert "Traceback" not in res.output
