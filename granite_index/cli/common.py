@@ -65,10 +65,11 @@ sparse_model_opt = click.option(
 index_opt = click.option(
     "--index",
     "index_kind",
-    type=click.Choice(["flat", "hnsw", "ivfpq"]),
-    default="flat",
+    type=click.Choice(["auto", "flat", "ivf", "hnsw"]),
+    default="auto",
     show_default=True,
-    help="FAISS index kind.",
+    help="Dense search: auto (exact below 200k vectors, IVF past it), flat (always exact), "
+    "ivf, hnsw.",
 )
 precision_opt = click.option(
     "--precision",

@@ -109,7 +109,7 @@ class Collection(Writing, Searching):
 
             - ``dense`` (bool, True): keep a dense index; ``model`` (local folder, Hugging Face
               id, or None for the bundled all-MiniLM-L6-v2) or ``encoder`` (loaded); ``index``
-              (``"flat"`` | ``"hnsw"`` | ``"ivfpq"``) and ``index_params``; ``precision`` and
+              (``"auto"`` | ``"flat"`` | ``"ivf"`` | ``"hnsw"``) and ``index_params``; ``precision`` and
               ``batch_size`` for encoding.
             - ``sparse`` ("bm25", "splade" or a list of them): also keep a BM25 index
               (``mode="bm25"``: ``language``, ``bm25_params`` with ``k1``, ``b``, ``stopwords``,
@@ -325,6 +325,20 @@ class Collection(Writing, Searching):
     def __len__(self) -> int:
         return len(self._id_to_key)
 
+    def count(self, where: str | None = None) -> int:
+        """Documents in the collection, or those matching the filter ``where`` (Lance SQL over
+        the documents' columns, as in :meth:`search`)."""
+        if where is None:
+            return len(self)
+        keys = self._allowed_keys(where)
+        return 0 if keys is None else len(keys)
+
+    @property
+    def schema(self) -> pa.Schema | None:
+        """The Arrow schema of the stored documents (``id``, ``text``, ``metadata`` as JSON, and
+        the typed metadata columns that filters read); None before the first add."""
+        return self._store.docs_schema()
+
     def __contains__(self, doc_id: Any) -> bool:
         return doc_id in self._id_to_key
 
@@ -375,11 +389,10 @@ class Collection(Writing, Searching):
         if self._dense is None:
             raise ValueError(f"{self.path} has no dense index, so no vectors")
         ids = as_list(ids, "ids")
-        keys = [self._id_to_key[i] for i in ids]
-        table = self._rows(keys, columns=["_key", "vector"])
-        return np.asarray(
-            table.column("vector").combine_chunks().flatten(), dtype=np.float32
-        ).reshape(len(keys), -1)
+        missing = [i for i in ids if i not in self._id_to_key]
+        if missing:
+            raise UnknownIdError(f"ids not in the collection: {preview(missing)}")
+        return self._dense.vectors(np.array([self._id_to_key[i] for i in ids], np.int64))
 
     def _rows(self, keys: list[int], columns: list[str] | None = None) -> pa.Table:
         """Rows by key, in the order of ``keys`` (keys must exist)."""

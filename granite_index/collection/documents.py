@@ -41,7 +41,12 @@ def split_table(table: Any) -> tuple[list[Any], list[Any], Any]:
     )
 
 
-def metadata_json(metadata: Any, n: int) -> list[str | None]:
+#: column names of ``docs.lance`` a metadata field cannot take (it stays in the JSON only)
+RESERVED = frozenset({"_key", "id", "text", "metadata", "vector"})
+
+
+def metadata_records(metadata: Any, n: int) -> list[dict | None]:
+    """``metadata`` (None, list of dict, DataFrame or Arrow table) as ``n`` records."""
     if metadata is None:
         return [None] * n
     if isinstance(metadata, pa.Table):
@@ -52,6 +57,63 @@ def metadata_json(metadata: Any, n: int) -> list[str | None]:
         records = as_list(metadata, "metadata")
     if len(records) != n:
         raise ValueError(f"metadata has {len(records)} records for {n} documents")
+    return records
+
+
+def typed_columns(records: list[dict | None], schema: pa.Schema | None) -> dict[str, pa.Array]:
+    """Metadata fields as typed Arrow columns, so that filters can read them.
+
+    ``schema`` is the documents' dataset schema: its fields beyond the reserved ones are the
+    typed metadata columns, filled from ``records`` (null where a record lacks the field). Without
+    a schema (the first documents written), the columns are inferred from ``records`` when they
+    are uniform: fields of scalar type (numbers, booleans, strings, dates, times) become columns;
+    other fields, and every field when the records disagree on a type, stay in the JSON only.
+    """
+    if schema is not None:
+        out = {}
+        for f in schema:
+            if f.name in RESERVED:
+                continue
+            values = [None if r is None else _plain(r.get(f.name)) for r in records]
+            try:
+                out[f.name] = pa.array(values, type=f.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+                raise TypeError(
+                    f"metadata field {f.name!r} must hold {f.type} values in this collection "
+                    f"(typed by its first documents): {exc}"
+                ) from exc
+        return out
+    rows = [{k: _plain(v) for k, v in r.items()} if r else {} for r in records]
+    if not any(rows):
+        return {}
+    try:
+        table = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return {}
+    return {
+        f.name: table.column(f.name).combine_chunks()
+        for f in table.schema
+        if f.name not in RESERVED and _scalar(f.type)
+    }
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _scalar(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_string(t)
+        or pa.types.is_temporal(t)
+    )
+
+
+def metadata_json(metadata: Any, n: int) -> list[str | None]:
+    """``metadata`` as one JSON text (or None) per document."""
+    records = metadata_records(metadata, n)
     out: list[str | None] = []
     for i, rec in enumerate(records):
         if rec is not None and not isinstance(rec, dict):
@@ -78,7 +140,11 @@ def docs_table(
     meta: list[str | None],
     vectors: np.ndarray | None,
     id_type: str,
+    typed: dict[str, pa.Array] | None = None,
 ) -> pa.Table:
+    """The rows of ``docs.lance`` for new documents: ``_key``, ``id``, ``text``, ``metadata``
+    (JSON), ``vector`` (only given for collections that store it there: those made before the
+    dense index kept the vectors itself), then the typed metadata columns."""
     columns = [
         pa.array(keys, pa.int64()),
         pa.array(ids, pa.int64() if id_type == "int" else pa.string()),
@@ -90,7 +156,11 @@ def docs_table(
         dim = vectors.shape[1]
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
         columns.append(pa.FixedSizeListArray.from_arrays(flat, dim))
-    return pa.Table.from_arrays(columns, schema=docs_schema(dim, id_type))
+    schema = docs_schema(dim, id_type)
+    for name, arr in (typed or {}).items():
+        columns.append(arr)
+        schema = schema.append(pa.field(name, arr.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def rows_by_key(

@@ -30,6 +30,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from granite_index.index.dense import DenseIndex
 
 Mode = Literal["dense", "bm25", "sparse", "hybrid"]
+#: filters (their matching keys) a handle keeps per commit
+FILTER_CACHE = 8
+
+
+def check_offset(offset: Any) -> int:
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+        raise TypeError(f"offset must be an int; got {type(offset).__name__}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0; got {offset}")
+    return int(offset)
 
 
 class Searching:
@@ -55,6 +65,12 @@ class Searching:
         fusion: Fusion | dict[str, Any] | None = None,
         depth: int | None = None,
         threads: int | None = None,
+        where: str | None = None,
+        offset: int = 0,
+        exact: bool | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        rescore: int | None = None,
     ) -> SearchResult:
         """Top-k documents for each query.
 
@@ -77,6 +93,15 @@ class Searching:
             return for another leg's candidates are looked up (exact for every leg but IVF-PQ).
         threads : int, optional
             Sparse legs: threads for a batch of queries (default: all cores).
+        where : str, optional
+            A filter in Lance SQL over the documents' columns (``id``, ``text``, and the typed
+            metadata columns, e.g. ``"year >= 2020 AND lang = 'en'"``), applied to every leg
+            before its top-k: each query gets ``min(k, matching documents)`` hits.
+        offset : int
+            Hits to skip (paging): the hits ranked ``offset + 1 .. offset + k``.
+        exact, nprobe, ef_search, rescore :
+            Dense leg, this call only: force exact (True) or approximate (False) search, IVF
+            lists probed per segment, HNSW beam width, rows rescored after a code scan.
 
         Returns
         -------
@@ -96,20 +121,58 @@ class Searching:
         if mode != "hybrid" and (legs is not None or fusion is not None or depth is not None):
             raise ValueError("legs, fusion and depth are for mode='hybrid'")
         k = check_k(k)
-        all_legs = self._legs
+        offset = check_offset(offset)
+        allow = self._allowed_keys(where)
+        all_legs = dict(self._legs)
+        if "dense" in all_legs:
+            all_legs["dense"] = all_legs["dense"].with_params(
+                exact=exact, nprobe=nprobe, ef_search=ef_search, rescore=rescore
+            )
+        want = k + offset
         if mode == "hybrid":
             use = {name: all_legs[name] for name in check_leg_names(legs, list(all_legs))}
             searcher = HybridSearcher(use, self._fusion_for(fusion, tuple(use)))
             encoded = as_encoded(queries, use)
-            ids, scores = searcher.search(encoded, k, check_depth(depth, k), threads)
-            return SearchResult(ids, scores, self)
-        if mode == "dense" and isinstance(queries, np.ndarray):
-            res = self._dense.search(check_matrix(queries, "queries", self._dense.dim), k)
-            return SearchResult(res.ids, res.scores, self)
-        leg = all_legs[mode]
-        encoded = as_encoded(queries, {mode: leg})
-        res = leg.search(encoded.get(mode), k, threads=threads)
-        return SearchResult(res.ids, res.scores, self)
+            ids, scores = searcher.search(encoded, want, check_depth(depth, want), threads, allow)
+        else:
+            leg = all_legs[mode]
+            if mode == "dense" and isinstance(queries, np.ndarray):
+                leg_input = check_matrix(queries, "queries", self._dense.dim)
+            else:
+                leg_input = as_encoded(queries, {mode: leg}).get(mode)
+            res = leg.search(leg_input, want, threads=threads, allow=allow)
+            ids, scores = res.ids, res.scores
+        return SearchResult(ids[:, offset:], scores[:, offset:], self)
+
+    def _allowed_keys(self, where: str | None) -> np.ndarray | None:
+        """The keys of the documents matching ``where`` (sorted int64), None without a filter.
+        The last few filters are cached per commit (a filter repeated across queries is read
+        once)."""
+        if where is None:
+            return None
+        if not isinstance(where, str) or not where.strip():
+            raise TypeError(f"where must be a non-empty SQL filter string; got {where!r}")
+        commit = self._store.manifest.commit
+        cache = self.__dict__.setdefault("_filter_cache", {})
+        hit = cache.get((commit, where))
+        if hit is not None:
+            return hit
+        ds = self._store.docs()
+        if ds is None:
+            keys = np.zeros(0, np.int64)
+        else:
+            try:
+                table = ds.to_table(columns=["_key"], filter=where)
+            except Exception as exc:  # Lance raises several kinds for a bad filter
+                columns = [f.name for f in ds.schema if f.name not in ("_key", "vector")]
+                raise ValueError(
+                    f"bad filter where={where!r}: {exc}. Columns you can filter on: {columns}"
+                ) from exc
+            keys = np.sort(table.column("_key").to_numpy())
+        if len(cache) >= FILTER_CACHE:
+            cache.pop(next(iter(cache)))
+        cache[(commit, where)] = keys
+        return keys
 
     def _fusion_for(self, fusion: Any, legs: tuple[str, ...]) -> Fusion:
         """``fusion`` as given (a strategy or its dict), else the fitted one saved for exactly

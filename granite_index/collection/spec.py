@@ -36,8 +36,10 @@ class DenseSpec:
     encoder : DenseEncoder, optional
         An encoder already loaded (then ``model``, ``precision`` and ``batch_size`` are unused).
         Anything with ``dim``, ``config.to_dict()``, ``encode_documents`` and ``encode_queries``.
-    index : {"flat", "hnsw", "ivfpq"}
-        FAISS index kind; ``flat`` (exact inner product) by default.
+    index : {"auto", "flat", "ivf", "hnsw"}
+        How the dense index searches (see :mod:`granite_index.index.dense`): ``auto`` (default)
+        is exact below ``approximate_from`` vectors (200,000) and IVF past it; ``flat`` is always
+        exact.
     index_params : dict, optional
         Further :class:`~granite_index.index.DenseIndexConfig` fields.
     precision, batch_size :
@@ -46,7 +48,7 @@ class DenseSpec:
 
     model: str | os.PathLike[str] | None = None
     encoder: Any = None
-    index: IndexKind = "flat"
+    index: IndexKind = "auto"
     index_params: Mapping[str, Any] | None = None
     precision: Precision = "auto"
     batch_size: int = 32
@@ -155,7 +157,7 @@ def specs_from_options(
     *,
     model: str | os.PathLike[str] | None = None,
     encoder: Any = None,
-    index: IndexKind = "flat",
+    index: IndexKind = "auto",
     index_params: Mapping[str, Any] | None = None,
     precision: Precision = "auto",
     batch_size: int = 32,

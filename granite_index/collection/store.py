@@ -3,7 +3,7 @@
 Layout of a collection folder::
 
     manifest.json        the commit point: format, commit number, Lance version, encoder, index
-    docs.lance/          Lance dataset: _key int64, id, text, metadata (JSON), vector
+    docs.lance/          Lance dataset: _key int64, id, text, metadata (JSON), typed metadata
     dense/00000007/      the dense index's listing as of commit 7: segments + deletion files
     dense/segments/      its immutable vector segments, shared by commits (see DenseIndex.save)
     sparse/00000007/     the BM25 index's per-document arrays + vocabulary as of commit 7
@@ -93,7 +93,8 @@ class Manifest:
 
 
 def docs_schema(dim: int | None, id_type: str) -> pa.Schema:
-    """Schema of ``docs.lance``; no ``vector`` column in a collection without a dense index."""
+    """The reserved columns of ``docs.lance``; with ``dim``, also the ``vector`` column that
+    collections made by earlier versions keep (the dense index now stores the vectors itself)."""
     id_field = pa.int64() if id_type == "int" else pa.string()
     fields = [
         pa.field("_key", pa.int64(), nullable=False),
@@ -220,6 +221,13 @@ class Store:
         if self.manifest.lance_version is None:
             return None
         return lance.dataset(self.path / DOCS, version=self.manifest.lance_version)
+
+    def docs_schema(self) -> pa.Schema | None:
+        """The schema of the documents' dataset (None before the first add): the reserved
+        columns, ``vector`` in collections made before the dense index stored the vectors, and
+        the typed metadata columns."""
+        ds = self.docs()
+        return None if ds is None else ds.schema
 
     def dense_dir(self, commit: int | None = None) -> Path:
         return self.path / DENSE / f"{self.manifest.commit if commit is None else commit:08d}"

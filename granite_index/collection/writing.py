@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from granite_index.collection.documents import docs_table, metadata_json, split_table
+from granite_index.collection.documents import (
+    docs_table,
+    metadata_json,
+    metadata_records,
+    split_table,
+    typed_columns,
+)
 from granite_index.collection.store import Manifest, Store
 from granite_index.errors import ConflictError, DuplicateIdError, UnknownIdError
 from granite_index.index.dense import DenseIndex
@@ -45,6 +51,7 @@ class _NewDocs:
     id_type: str
     texts: list[str]
     meta: list[str | None]
+    records: list[dict | None]
     vectors: np.ndarray | None
     impacts: SparseVectors | None
 
@@ -182,10 +189,11 @@ class Writing:
             raise ValueError(f"{len(ids)} ids but {len(texts)} texts")
         if not ids:
             return None
-        meta = metadata_json(metadata, len(ids))
+        records = metadata_records(metadata, len(ids))
+        meta = metadata_json(records, len(ids))
         self._check_id_type(id_type)
         vectors, impacts = self._encode_documents(texts, vectors, show_progress, sparse)
-        return _NewDocs(ids, id_type, texts, meta, vectors, impacts)
+        return _NewDocs(ids, id_type, texts, meta, records, vectors, impacts)
 
     def _check_id_type(self, id_type: str) -> None:
         have = self._store.manifest.id_type
@@ -237,7 +245,10 @@ class Writing:
         n_new = 0 if new is None else len(new.ids)
         if new is not None:
             keys = np.arange(m.next_key, m.next_key + n_new, dtype=np.int64)
-            table = docs_table(keys, new.ids, new.texts, new.meta, new.vectors, new.id_type)
+            schema = self._store.docs_schema()
+            stored = new.vectors if schema is not None and "vector" in schema.names else None
+            typed = typed_columns(new.records, schema)
+            table = docs_table(keys, new.ids, new.texts, new.meta, stored, new.id_type, typed)
             lance_version = self._store.append_docs(table)
             self._add_to_indexes(keys, new)
         writes = int(m.extra.get("writes_since_optimize", 0)) + 1

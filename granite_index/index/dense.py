@@ -15,7 +15,7 @@ Search
 
 - ``"flat"``: always exact (every row's inner product; one matrix product per segment).
 - ``"ivf"``: segments of at least ``ivf_min`` rows are clustered by k-means into ``nlist`` lists
-  (about 4·sqrt(n)) and stored *grouped by list*; a query scans the ``nprobe`` nearest lists of
+  (about 2·sqrt(n)) and stored *grouped by list*; a query scans the ``nprobe`` nearest lists of
   each such segment (exact scores of the rows it reads) and every smaller segment whole. The
   vectors are stored once: a list is a contiguous slice of the same array an exact scan reads.
 - ``"hnsw"``: segments of at least ``ivf_min`` rows also get a FAISS HNSW graph (which keeps
@@ -57,6 +57,8 @@ FORMAT_VERSION = 2
 #: kinds of earlier versions, read as today's
 _LEGACY_KINDS = {"ivfpq": "ivf"}
 _KINDS = ("auto", "flat", "ivf", "hnsw")
+#: a filtered search reads a segment's allowed rows alone when they are fewer than 1/8 of it
+GATHER_BELOW = 8
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class DenseIndexConfig:
 
     ``approximate_from``: live vectors from which ``auto`` searches approximately. ``ivf_min``:
     rows from which a segment gets IVF lists (``ivf``, ``auto``) or an HNSW graph (``hnsw``).
-    ``merge_max``: the largest segment an add's merges make. ``nlist`` (None: about 4·sqrt(n)
+    ``merge_max``: the largest segment an add's merges make. ``nlist`` (None: about 2·sqrt(n)
     per segment) and ``nprobe`` for IVF; ``hnsw_m``, ``ef_construction``, ``ef_search`` for
     HNSW; ``quantization`` and ``rescore`` (rows rescored exactly per segment) for codes.
     """
@@ -283,6 +285,7 @@ class DenseIndex:
         nprobe: int | None = None,
         ef_search: int | None = None,
         rescore: int | None = None,
+        allow: Any = None,
     ) -> SearchResult:
         """Top-k ids by inner product.
 
@@ -295,6 +298,10 @@ class DenseIndex:
             Force exact (True) or approximate (False) search; default: by ``kind``.
         nprobe, ef_search, rescore : int, optional
             This call's IVF lists per segment, HNSW beam, and rows rescored after a code scan.
+        allow : array-like of int64, optional
+            Only these ids may be returned, a filter applied before the top-k: each query gets
+            ``min(k, allowed live ids)`` hits (approximate search that finds fewer falls back to
+            an exact scan of the allowed rows).
 
         Returns
         -------
@@ -308,7 +315,10 @@ class DenseIndex:
         if n_live == 0:
             return SearchResult(ids, scores)
         approx = self._approximate(exact)
-        if not approx and self._use_gpu():
+        if allow is not None:
+            allow = np.unique(np.asarray(allow, dtype=np.int64).ravel())
+            s, key = self._search_allowed(queries, k, allow, approx, nprobe, rescore)
+        elif not approx and self._use_gpu():
             s, key = self._search_gpu(queries, min(k, n_live))
         else:
             s, key = self._search_segments(queries, k, approx, nprobe, ef_search, rescore)
@@ -350,12 +360,47 @@ class DenseIndex:
                 s, r = seg.scan(queries, kk)
             parts_s.append(s)
             parts_k.append(np.where(r >= 0, np.asarray(seg.keys)[np.maximum(r, 0)], -1))
-        all_s = np.concatenate(parts_s, axis=1)
-        all_k = np.concatenate(parts_k, axis=1)
-        if len(parts_s) == 1:
-            return all_s, all_k
-        s, p = topk_rows(np.ascontiguousarray(all_s), k)
-        return s, np.where(p >= 0, np.take_along_axis(all_k, np.maximum(p, 0), axis=1), -1)
+        return _merge_parts(parts_s, parts_k, k)
+
+    def _search_allowed(
+        self,
+        queries: np.ndarray,
+        k: int,
+        allow: np.ndarray,
+        approx: bool,
+        nprobe: int | None,
+        rescore: int | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k among the ids ``allow`` (sorted int64): few allowed rows of a segment are
+        read alone; many are scanned (or probed, when approximate) with the others masked, and
+        a query that finds fewer than the allowed rows and k is answered exactly."""
+        c = self.config
+        parts_s, parts_k = [], []
+        for seg in self.segments:
+            rows = seg.rows_of(allow)
+            rows = np.sort(rows[rows >= 0])
+            if not len(rows):
+                continue
+            kk = min(k, len(rows))
+            if len(rows) * GATHER_BELOW < seg.n:
+                s, r = seg.gather_scan(queries, kk, rows)
+            else:
+                keep = np.zeros(seg.n, bool)
+                keep[rows] = True
+                if approx and seg.has_ivf:
+                    s, r = seg.probe(queries, kk, nprobe or c.nprobe, keep)
+                elif approx and seg.codes is not None:
+                    s, r = seg.code_scan(queries, kk, rescore or c.rescore, keep)
+                else:
+                    s, r = seg.scan(queries, kk, keep)
+                short = np.flatnonzero((r >= 0).sum(axis=1) < kk)
+                if len(short):
+                    s[short], r[short] = seg.scan(queries[short], kk, keep)
+            parts_s.append(s)
+            parts_k.append(np.where(r >= 0, np.asarray(seg.keys)[np.maximum(r, 0)], -1))
+        if not parts_s:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        return _merge_parts(parts_s, parts_k, k)
 
     def _search_hnsw(
         self, seg: DenseSegment, queries: np.ndarray, k: int, ef: int
@@ -401,6 +446,19 @@ class DenseIndex:
             vectors = np.asarray(self.segments[s].vectors[rows[at]])
             out[at] = np.einsum("ij,ij->i", queries[q_of[at]], vectors)
         return out.reshape(ids.shape)
+
+    def vectors(self, ids: Any) -> np.ndarray:
+        """The stored vectors of ``ids`` (int64 (n,)), float32 (n, dim), in that order;
+        :class:`UnknownIdError` for an id not in the index."""
+        ids_arr = np.asarray(ids, dtype=np.int64).ravel()
+        seg_of, rows = self._find(ids_arr)
+        if (seg_of < 0).any():
+            raise UnknownIdError(f"ids not in the index: {preview(ids_arr[seg_of < 0].tolist())}")
+        out = np.empty((len(ids_arr), self.dim), np.float32)
+        for s in np.unique(seg_of).tolist():
+            at = np.flatnonzero(seg_of == s)
+            out[at] = self.segments[s].vectors[rows[at]]
+        return out
 
     def scan_search(
         self, queries: Any, k: int, *, max_cells: int | None = None
@@ -516,7 +574,7 @@ class DenseIndex:
         cfg.pop("format_version", None)
         dim, kind = cfg.pop("dim"), cfg.pop("kind")
         self = cls(dim, kind, device=device, **cfg)
-        seg_dir = path / meta["segments_dir"]
+        seg_dir = Path(os.path.normpath(path / meta["segments_dir"]))
         self.segments = [DenseSegment.load(seg_dir, s["name"], s["dead"]) for s in meta["segments"]]
         return self
 
@@ -533,6 +591,18 @@ class DenseIndex:
             if s["dead"]:
                 out.add(f"{s['name']}/{s['dead']}")
         return out
+
+
+def _merge_parts(
+    parts_s: list[np.ndarray], parts_k: list[np.ndarray], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``k`` of per-segment lists (scores, keys), best first."""
+    all_s = np.concatenate(parts_s, axis=1)
+    all_k = np.concatenate(parts_k, axis=1)
+    if len(parts_s) == 1:
+        return all_s, all_k
+    s, p = topk_rows(np.ascontiguousarray(all_s), k)
+    return s, np.where(p >= 0, np.take_along_axis(all_k, np.maximum(p, 0), axis=1), -1)
 
 
 def _hnsw_graph(seg: DenseSegment, c: DenseIndexConfig) -> faiss.Index:

@@ -87,6 +87,14 @@ class DenseSegment:
             self._mask = mask
         return self._mask
 
+    def blocked(self, keep: np.ndarray | None) -> np.ndarray | None:
+        """bool (n,), True at rows a search must skip: deleted, or outside ``keep`` (a bool
+        mask of allowed rows); None when none is skipped."""
+        dead = self.dead_mask()
+        if keep is None:
+            return dead
+        return ~keep if dead is None else dead | ~keep
+
     def rows_of(self, keys: np.ndarray) -> np.ndarray:
         """Live rows of ``keys`` int64 (m,), -1 where absent or deleted."""
         out = np.full(len(keys), -1, np.int64)
@@ -127,13 +135,16 @@ class DenseSegment:
         return np.arange(self.n) if mask is None else np.flatnonzero(~mask)
 
     # ------------------------------------------------------------------ searching
-    def scan(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``k`` rows by inner product: ``(scores, rows)`` (n_queries, min(k, n))."""
+    def scan(
+        self, queries: np.ndarray, k: int, keep: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` rows by inner product (among ``keep``, a bool mask of allowed rows):
+        ``(scores, rows)`` (n_queries, min(k, n))."""
         out_s, out_r = [], []
         step = max(1, SCAN_CELLS // max(self.n, 1))
+        mask = self.blocked(keep)
         for lo in range(0, len(queries), step):
             scores = inner_products(queries[lo : lo + step], self.vectors)
-            mask = self.dead_mask()
             if mask is not None:
                 scores[:, mask] = -np.inf
             s, r = topk_rows(scores, k)
@@ -149,14 +160,25 @@ class DenseSegment:
             scores[:, mask] = -np.inf
         return scores
 
-    def probe(self, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` rows among the ``nprobe`` nearest IVF lists of each query (exact scores)."""
+    def gather_scan(
+        self, queries: np.ndarray, k: int, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` among the live ``rows`` (sorted int64) only, reading just those."""
+        scores = inner_products(queries, np.ascontiguousarray(self.vectors[rows]))
+        s, p = topk_rows(scores, k)
+        return s, np.where(p >= 0, rows[np.maximum(p, 0)], -1)
+
+    def probe(
+        self, queries: np.ndarray, k: int, nprobe: int, keep: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` rows among the ``nprobe`` nearest IVF lists of each query (exact scores;
+        among ``keep`` when given)."""
         assert self.centroids is not None and self.list_ptr is not None
         nprobe = min(nprobe, len(self.centroids))
         cs = inner_products(queries, self.centroids)
         best = np.argpartition(-cs, nprobe - 1, axis=1)[:, :nprobe]
         ptr = self.list_ptr
-        mask = self.dead_mask()
+        mask = self.blocked(keep)
         out_s = np.full((len(queries), k), -np.inf, np.float32)
         out_r = np.full((len(queries), k), -1, np.int64)
         for qi in range(len(queries)):
@@ -175,14 +197,17 @@ class DenseSegment:
             out_r[qi, : s.shape[1]] = np.where(p[0] >= 0, rows[np.maximum(p[0], 0)], -1)
         return out_s, out_r
 
-    def code_scan(self, queries: np.ndarray, k: int, rescore: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` by exact scores among the ``rescore`` best rows on the codes."""
+    def code_scan(
+        self, queries: np.ndarray, k: int, rescore: int, keep: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` by exact scores among the ``rescore`` best rows on the codes (among
+        ``keep`` when given)."""
         depth = min(max(rescore, k), self.n)
         if self.quantization == "binary":
             cand = self._binary_candidates(queries, depth)
         else:
             cand = self._int8_candidates(queries, depth)
-        mask = self.dead_mask()
+        mask = self.blocked(keep)
         out_s = np.full((len(queries), k), -np.inf, np.float32)
         out_r = np.full((len(queries), k), -1, np.int64)
         for qi in range(len(queries)):
@@ -231,7 +256,7 @@ class DenseSegment:
         """Write the segment's arrays into ``segments_dir/<name>`` (tmp + rename), then its
         deletions when there are any; memory-maps the written arrays."""
         final = segments_dir / self.name
-        if self.saved_in is None or Path(self.saved_in) != Path(segments_dir):
+        if self.saved_in is None or not _same_dir(self.saved_in, segments_dir):
             segments_dir.mkdir(parents=True, exist_ok=True)
             tmp = segments_dir / f".tmp-{self.name}"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -296,6 +321,10 @@ class DenseSegment:
         return out
 
 
+def _same_dir(a: Path, b: Path) -> bool:
+    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
+
+
 # ---------------------------------------------------------------------- building
 def build_segment(
     keys: np.ndarray,
@@ -342,22 +371,22 @@ def merge_segments(
 
 
 def default_nlist(n: int) -> int:
-    """IVF lists for ``n`` rows: about 4·sqrt(n), with at least 39 rows per list (FAISS's
+    """IVF lists for ``n`` rows: about 2·sqrt(n), with at least 39 rows per list (FAISS's
     advice for training k-means)."""
-    return max(1, min(int(4 * np.sqrt(n)), n // 39))
+    return max(1, min(int(2 * np.sqrt(n)), n // 39))
 
 
 def _kmeans(vectors: np.ndarray, nlist: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Spherical k-means centroids (nlist, dim) trained on at most 64 samples per list, and each
-    row's nearest centroid (n,)."""
+    """Spherical k-means centroids (nlist, dim) trained on at most 32 samples per list (10
+    iterations), and each row's nearest centroid (n,)."""
     nlist = max(1, min(nlist, len(vectors)))
     km = faiss.Kmeans(
         vectors.shape[1],
         nlist,
-        niter=12,
+        niter=10,
         spherical=True,
         seed=seed,
-        max_points_per_centroid=64,
+        max_points_per_centroid=32,
         verbose=False,
     )
     km.train(vectors)

@@ -453,6 +453,7 @@ class SparseIndex:
         *,
         threads: int | None = None,
         oracle: bool = False,
+        allow: Any = None,
     ) -> SearchResult:
         """Exact top-k for a batch of queries.
 
@@ -468,6 +469,9 @@ class SparseIndex:
             Threads for the batch (default: all cores). One query runs on one thread.
         oracle : bool
             Use the plain-numpy twin of the kernels (slow; for tests).
+        allow : array-like of int64, optional
+            Only these keys may be returned (a filter applied before the top-k, so each query
+            gets ``min(k, matching documents)`` hits).
         """
         k = check_k(k)
         q_ptr, q_terms, q_w = self.prepare(queries)[:3]
@@ -478,16 +482,21 @@ class SparseIndex:
         norm = self._bm25_norm() if self.weighting == "bm25" else np.zeros(1, np.float32)
         bm25 = self.weighting == "bm25"
         kk = min(k, max(self.n_alive, 1))
+        alive, masked = self.alive, self.n_alive < self.n_positions
+        if allow is not None:
+            alive = np.zeros(self.n_positions, np.uint8)
+            pos = self._positions(np.asarray(allow, dtype=np.int64).ravel())
+            alive[pos[pos >= 0]] = 1
+            masked = True
         parts_s, parts_p = [], []
         for seg in self.segments:
             if oracle:
-                s, p = K.score_topk_numpy(q_ptr, q_terms, q_w, seg, norm, self.alive, kk, bm25)
+                s, p = K.score_topk_numpy(q_ptr, q_terms, q_w, seg, norm, alive, kk, bm25)
             else:
                 if bm25:
                     seg.fill_cache(q_terms, norm)
                 vals = seg.cache if bm25 else seg.post_w
-                masked = self.n_alive < self.n_positions
-                s, p = K.score_topk(q_ptr, q_terms, q_w, seg, vals, self.alive, kk, threads, masked)
+                s, p = K.score_topk(q_ptr, q_terms, q_w, seg, vals, alive, kk, threads, masked)
             parts_s.append(s)
             parts_p.append(p)
         ids = np.full((n_q, k), -1, np.int64)

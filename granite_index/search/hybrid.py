@@ -40,15 +40,24 @@ class HybridSearcher:
         self.fusion = default_fusion(list(self.legs)) if fusion is None else fusion
 
     def retrieve(
-        self, queries: EncodedQueries | Mapping[str, Any], depth: int, threads: int | None = None
+        self,
+        queries: EncodedQueries | Mapping[str, Any],
+        depth: int,
+        threads: int | None = None,
+        allow: Any = None,
     ) -> dict[str, LegHits]:
-        """Each leg's top ``depth`` with its lookups.
+        """Each leg's top ``depth`` with its lookups (among the ids ``allow`` when given).
 
         ``queries`` is :class:`EncodedQueries` or a mapping of leg name to that leg's encoded
         queries (what its ``encode_queries`` returned).
         """
+        if allow is None:  # legs written before filters need not take the argument
+            return {
+                name: leg.retrieve(_input(queries, name), depth, threads=threads)
+                for name, leg in self.legs.items()
+            }
         return {
-            name: leg.retrieve(_input(queries, name), depth, threads=threads)
+            name: leg.retrieve(_input(queries, name), depth, threads=threads, allow=allow)
             for name, leg in self.legs.items()
         }
 
@@ -71,9 +80,11 @@ class HybridSearcher:
         k: int,
         depth: int,
         threads: int | None = None,
+        allow: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Fused top-k: ``ids`` int64 (n_queries, k) and ``scores`` float32 (n_queries, k)."""
-        return self.fuse(self.retrieve(queries, depth, threads), k)
+        """Fused top-k: ``ids`` int64 (n_queries, k) and ``scores`` float32 (n_queries, k);
+        with ``allow`` (int64 ids), among those ids only."""
+        return self.fuse(self.retrieve(queries, depth, threads, allow), k)
 
 
 def _input(queries: EncodedQueries | Mapping[str, Any], name: str) -> Any:

@@ -61,12 +61,17 @@ class Leg(Protocol):
         """Query texts → this leg's query input (texts, sparse vectors, dense vectors...)."""
         ...
 
-    def search(self, queries: Any, k: int, *, threads: int | None = None) -> SearchResult:
-        """Top ``k`` of encoded ``queries``."""
+    def search(
+        self, queries: Any, k: int, *, threads: int | None = None, allow: Any = None
+    ) -> SearchResult:
+        """Top ``k`` of encoded ``queries``; with ``allow`` (int64 ids), among those ids only."""
         ...
 
-    def retrieve(self, queries: Any, depth: int, *, threads: int | None = None) -> LegHits:
-        """Top ``depth`` of encoded ``queries`` with the lookup of any other id's score."""
+    def retrieve(
+        self, queries: Any, depth: int, *, threads: int | None = None, allow: Any = None
+    ) -> LegHits:
+        """Top ``depth`` of encoded ``queries`` (among ``allow`` when given) with the lookup of
+        any other id's score."""
         ...
 
     def score(self, queries: Any, ids: np.ndarray) -> np.ndarray:
@@ -85,12 +90,16 @@ class _SparseLeg:
     def _input(self, queries: Any) -> Any:
         return queries
 
-    def search(self, queries: Any, k: int, *, threads: int | None = None) -> SearchResult:
-        return self.index.search(self._input(queries), k, threads=threads)
+    def search(
+        self, queries: Any, k: int, *, threads: int | None = None, allow: Any = None
+    ) -> SearchResult:
+        return self.index.search(self._input(queries), k, threads=threads, allow=allow)
 
-    def retrieve(self, queries: Any, depth: int, *, threads: int | None = None) -> LegHits:
+    def retrieve(
+        self, queries: Any, depth: int, *, threads: int | None = None, allow: Any = None
+    ) -> LegHits:
         prepared = self.index.prepare(self._input(queries))
-        res = self.index.search(prepared, depth, threads=threads)
+        res = self.index.search(prepared, depth, threads=threads, allow=allow)
         return LegHits(res.ids, res.scores, partial(self.index.score, prepared))
 
     def score(self, queries: Any, ids: np.ndarray) -> np.ndarray:
@@ -129,22 +138,39 @@ class DenseLeg:
 
     name = "dense"
 
-    def __init__(self, index: DenseIndex, encode: Callable[[list[str]], np.ndarray]) -> None:
-        self.index = index
-        self._encode = encode
-
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts)
 
-    def search(self, queries: Any, k: int, *, threads: int | None = None) -> SearchResult:
-        return self.index.search(queries, k)
+    def __init__(
+        self,
+        index: DenseIndex,
+        encode: Callable[[list[str]], np.ndarray],
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self.index = index
+        self._encode = encode
+        self.params = dict(params or {})
 
-    def retrieve(self, queries: Any, depth: int, *, threads: int | None = None) -> LegHits:
+    def with_params(self, **params: Any) -> DenseLeg:
+        """This leg with search options for :meth:`DenseIndex.search` (``exact``, ``nprobe``,
+        ``ef_search``, ``rescore``); None values are left out."""
+        given = {k: v for k, v in params.items() if v is not None}
+        return self if not given else DenseLeg(self.index, self._encode, {**self.params, **given})
+
+    def search(
+        self, queries: Any, k: int, *, threads: int | None = None, allow: Any = None
+    ) -> SearchResult:
+        return self.index.search(queries, k, allow=allow, **self.params)
+
+    def retrieve(
+        self, queries: Any, depth: int, *, threads: int | None = None, allow: Any = None
+    ) -> LegHits:
         # one matrix product gives the list and every lookup where the index allows it
-        scanned = self.index.scan_search(queries, depth, max_cells=SCAN_MAX)
-        if scanned is not None:
-            return LegHits(*scanned)
-        res = self.index.search(queries, depth)
+        if allow is None and not self.params:
+            scanned = self.index.scan_search(queries, depth, max_cells=SCAN_MAX)
+            if scanned is not None:
+                return LegHits(*scanned)
+        res = self.index.search(queries, depth, allow=allow, **self.params)
         return LegHits(res.ids, res.scores, partial(self.index.score, queries))
 
     def score(self, queries: Any, ids: np.ndarray) -> np.ndarray:
