@@ -135,6 +135,8 @@ class DenseIndex:
         self.segments: list[DenseSegment] = []
         self._hnsw: dict[str, faiss.Index] = {}
         self._gpu: Any = None
+        self._version = 0  # bumped on every change
+        self._allowed: tuple[Any, int, list[Any]] | None = None  # the last filter's rows
 
     # ------------------------------------------------------------------ properties
     def __len__(self) -> int:
@@ -257,6 +259,8 @@ class DenseIndex:
             segs[-2:] = [self._merge([a, b])]
 
     def _changed(self) -> None:
+        self._version += 1
+        self._allowed = None
         self._gpu = None
         live = {s.name for s in self.segments}
         self._hnsw = {k: v for k, v in self._hnsw.items() if k in live}
@@ -316,7 +320,6 @@ class DenseIndex:
             return SearchResult(ids, scores)
         approx = self._approximate(exact)
         if allow is not None:
-            allow = np.unique(np.asarray(allow, dtype=np.int64).ravel())
             s, key = self._search_allowed(queries, k, allow, approx, nprobe, rescore)
         elif not approx and self._use_gpu():
             s, key = self._search_gpu(queries, min(k, n_live))
@@ -376,17 +379,13 @@ class DenseIndex:
         a query that finds fewer than the allowed rows and k is answered exactly."""
         c = self.config
         parts_s, parts_k = [], []
-        for seg in self.segments:
-            rows = seg.rows_of(allow)
-            rows = np.sort(rows[rows >= 0])
+        for seg, (rows, keep) in zip(self.segments, self._allowed_rows(allow)):
             if not len(rows):
                 continue
             kk = min(k, len(rows))
-            if len(rows) * GATHER_BELOW < seg.n:
+            if keep is None:
                 s, r = seg.gather_scan(queries, kk, rows)
             else:
-                keep = np.zeros(seg.n, bool)
-                keep[rows] = True
                 if approx and seg.has_ivf:
                     s, r = seg.probe(queries, kk, nprobe or c.nprobe, keep)
                 elif approx and seg.codes is not None:
@@ -401,6 +400,29 @@ class DenseIndex:
         if not parts_s:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         return _merge_parts(parts_s, parts_k, k)
+
+    def _allowed_rows(self, allow: Any) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Per segment, the live rows of the ids ``allow`` (sorted) and, when they are many,
+        their bool mask. The last filter's are kept (with the ``allow`` object itself, which a
+        caller must not change in place) until the index changes: a filter repeated across
+        queries is resolved once."""
+        cached = self._allowed
+        if cached is not None and cached[0] is allow and cached[1] == self._version:
+            return cached[2]
+        arr = np.asarray(allow, dtype=np.int64).ravel()
+        if arr.size > 1 and not np.all(arr[1:] > arr[:-1]):
+            arr = np.unique(arr)
+        out = []
+        for seg in self.segments:
+            rows = seg.rows_of(arr)
+            rows = np.sort(rows[rows >= 0])
+            keep = None
+            if len(rows) * GATHER_BELOW >= seg.n:
+                keep = np.zeros(seg.n, bool)
+                keep[rows] = True
+            out.append((rows, keep))
+        self._allowed = (allow, self._version, out)
+        return out
 
     def _search_hnsw(
         self, seg: DenseSegment, queries: np.ndarray, k: int, ef: int

@@ -2,7 +2,8 @@
 once, here, and every search structure refers to them.
 
 A segment holds ``n`` rows: ``keys`` int64 (n,), ``vectors`` float32 (n, dim) (memory-mapped once
-saved), ``order`` (argsort of ``keys``, for lookups) and, optionally,
+saved), ``order`` (argsort of ``keys``) and ``sorted_keys`` (``keys[order]``, stored unless the
+keys are in order already) for lookups, and, optionally,
 
 - an inverted file (IVF): ``centroids`` float32 (nlist, dim) and ``list_ptr`` int64 (nlist + 1).
   The rows are stored *grouped by list* (list ``c`` is rows ``list_ptr[c]:list_ptr[c + 1]``), so a
@@ -44,6 +45,7 @@ class DenseSegment:
     keys: np.ndarray
     vectors: np.ndarray
     order: np.ndarray
+    sorted_keys: np.ndarray | None = None  # keys[order]; None: ``keys`` are sorted already
     centroids: np.ndarray | None = None
     list_ptr: np.ndarray | None = None
     codes: np.ndarray | None = None
@@ -100,7 +102,7 @@ class DenseSegment:
         out = np.full(len(keys), -1, np.int64)
         if self.n == 0 or len(keys) == 0:
             return out
-        sorted_keys = self.keys[self.order]
+        sorted_keys = self.keys if self.sorted_keys is None else self.sorted_keys
         i = np.minimum(np.searchsorted(sorted_keys, keys), self.n - 1)
         hit = sorted_keys[i] == keys
         rows = np.asarray(self.order[i[hit]])
@@ -118,6 +120,7 @@ class DenseSegment:
             self.keys,
             self.vectors,
             self.order,
+            self.sorted_keys,
             self.centroids,
             self.list_ptr,
             self.codes,
@@ -262,6 +265,8 @@ class DenseSegment:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             arrays = {"keys": self.keys, "vectors": self.vectors, "order": self.order}
+            if self.sorted_keys is not None:
+                arrays["sorted_keys"] = self.sorted_keys
             if self.centroids is not None:
                 arrays |= {"centroids": self.centroids, "list_ptr": self.list_ptr}
             if self.codes is not None:
@@ -275,6 +280,7 @@ class DenseSegment:
             self.dead_file = None
             loaded = DenseSegment.load(segments_dir, self.name)
             self.keys, self.vectors, self.order = loaded.keys, loaded.vectors, loaded.order
+            self.sorted_keys = loaded.sorted_keys
             self.centroids, self.list_ptr, self.codes = (
                 loaded.centroids,
                 loaded.list_ptr,
@@ -303,6 +309,7 @@ class DenseSegment:
             arr("keys"),
             arr("vectors"),
             arr("order"),
+            arr("sorted_keys"),
             arr("centroids"),
             arr("list_ptr"),
             arr("codes"),
@@ -348,11 +355,14 @@ def build_segment(
         counts = np.bincount(assign, minlength=len(centroids))
         list_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     codes, scale = encode_codes(vectors, quantization)
+    order = np.argsort(keys, kind="stable").astype(np.int64)
+    in_order = bool(np.all(keys[1:] > keys[:-1]))
     return DenseSegment(
         name=uuid.uuid4().hex[:16],
         keys=keys,
         vectors=vectors,
-        order=np.argsort(keys, kind="stable").astype(np.int64),
+        order=order,
+        sorted_keys=None if in_order else keys[order],
         centroids=centroids,
         list_ptr=list_ptr,
         codes=codes,
