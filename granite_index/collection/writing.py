@@ -155,11 +155,18 @@ class Writing:
 
     def optimize(self) -> None:
         """Compact the collection in one commit: the Lance documents' fragments, each sparse
-        index into one segment, the dense index without deleted vectors; then remove the Lance
-        versions and index files no retained commit needs, and files of killed writes.
+        index into one segment, the dense index into one segment (deleted vectors dropped, IVF
+        lists rebuilt past ``ivf_min``); then remove the Lance versions and index files no
+        retained commit needs, and files of killed writes. Costs O(the collection).
 
-        Runs by itself after :data:`AUTO_OPTIMIZE_WRITES` writes. Search results are unchanged.
+        Search results are unchanged (approximate dense search may find other neighbours: its
+        lists are rebuilt). Every :data:`AUTO_OPTIMIZE_WRITES` writes a lighter pass runs by
+        itself (the dense index then only merges its small segments and rewrites those mostly
+        deleted).
         """
+        self._compact(full=True)
+
+    def _compact(self, *, full: bool) -> None:
         with self._store.writer(self.lock_timeout), self._rollback_on_error():
             self._catch_up()
             m = self._store.manifest
@@ -169,8 +176,8 @@ class Writing:
             for index in (self._bm25, self._splade):
                 if index is not None:
                     index.optimize()
-            if self._dense is not None and self._dense.n_stored > len(self._dense):
-                self._dense.compact()
+            if self._dense is not None:
+                self._dense.optimize() if full else self._dense.maintain()
             extra = {**m.extra, "writes_since_optimize": 0}
             self._write_indexes(m.next(lance_version=lance_version, extra=extra), since)
             self._store.cleanup_docs()
@@ -229,7 +236,7 @@ class Writing:
             self._id_to_key.update(zip(new.ids, range(start, start + len(new.ids))))
             self._key_to_id.extend(new.ids)
         if self._store.manifest.extra.get("writes_since_optimize", 0) >= AUTO_OPTIMIZE_WRITES:
-            self.optimize()
+            self._compact(full=False)
 
     def _apply(self, new: _NewDocs | None, dead: list[int]) -> None:
         """Write the change on the newest commit (lock held): Lance rows, indexes, manifest."""

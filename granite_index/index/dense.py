@@ -227,6 +227,39 @@ class DenseIndex:
             self.segments = [self._merge(self.segments)] if len(self) else []
             self._changed()
 
+    def maintain(self, *, min_run: int = 8, dead_fraction: float = 0.3) -> None:
+        """Bounded upkeep (a collection runs it every few hundred writes): merge each run of
+        at least ``min_run`` adjacent segments smaller than ``ivf_min`` (up to ``ivf_min`` rows
+        per merge, so the result gets IVF lists when it reaches that size), and rewrite the
+        segments more than ``dead_fraction`` deleted. Large healthy segments are never touched.
+        """
+        c = self.config
+        out: list[DenseSegment] = []
+        run: list[DenseSegment] = []
+
+        def flush() -> None:
+            if len(run) >= min_run:
+                out.append(self._merge(run))
+            else:
+                out.extend(run)
+            run.clear()
+
+        for seg in self.segments:
+            if seg.n_dead > dead_fraction * seg.n:
+                seg = self._merge([seg])
+            if seg.n < c.ivf_min:
+                run.append(seg)
+                if sum(s.n_live for s in run) >= c.ivf_min:
+                    out.append(self._merge(run))
+                    run.clear()
+            else:
+                flush()
+                out.append(seg)
+        flush()
+        if [s.name for s in out] != [s.name for s in self.segments]:
+            self.segments = [s for s in out if s.n_live]
+            self._changed()
+
     def _build(self, ids: np.ndarray, vectors: np.ndarray) -> DenseSegment:
         c = self.config
         big = len(ids) >= c.ivf_min

@@ -309,3 +309,22 @@ def test_scan_search_limits():
     assert idx.scan_search(q, 4, max_cells=30) is not None
     with pytest.raises(ValueError, match="k"):
         idx.scan_search(q, 0)
+
+
+def test_maintain_merges_small_runs_and_mostly_deleted_segments_only():
+    idx = DenseIndex(4, "ivf", device="cpu", merge_max=16, ivf_min=200)
+    idx.add(np.arange(400), unit_rows(400, 4))  # one large segment with IVF lists
+    big = idx.segments[0].name
+    for i in range(12):  # twelve small adds: binary merges stop at merge_max=16
+        idx.add(np.arange(1000 + 10 * i, 1010 + 10 * i), unit_rows(10, 4, seed=i))
+    assert len(idx.segments) > 8
+    before = idx.search(unit_rows(3, 4, seed=50), 20, exact=True)
+    idx.maintain()
+    assert idx.segments[0].name == big  # untouched
+    assert len(idx.segments) == 2 and idx.segments[1].n == 120
+    np.testing.assert_array_equal(
+        idx.search(unit_rows(3, 4, seed=50), 20, exact=True).ids, before.ids
+    )
+    idx.delete(np.arange(0, 300))  # 75 % of the large segment
+    idx.maintain()
+    assert idx.segments[0].name != big and idx.n_stored == len(idx) == 220
