@@ -231,7 +231,7 @@ class Collection(Writing, Searching):
         else:
             self._store, state = load_newest(self._store, self._device)
         self._dense, self._bm25, self._splade = state.dense, state.bm25, state.splade
-        self._id_to_key, self._key_to_id = state.id_to_key, state.key_to_id
+        self._ids = state.ids
         self._legs = self._make_legs()  # the indexes change in place until the next load
 
     # ------------------------------------------------------------------ properties
@@ -323,7 +323,7 @@ class Collection(Writing, Searching):
         return None if self._dense is None else self._dense.dim
 
     def __len__(self) -> int:
-        return len(self._id_to_key)
+        return len(self._ids)
 
     def count(self, where: str | None = None) -> int:
         """Documents in the collection, or those matching the filter ``where`` (Lance SQL over
@@ -340,7 +340,7 @@ class Collection(Writing, Searching):
         return self._store.docs_schema()
 
     def __contains__(self, doc_id: Any) -> bool:
-        return doc_id in self._id_to_key
+        return bool(self._ids.keys_of([doc_id])[0] >= 0)
 
     def info(self) -> dict[str, Any]:
         """A summary: path, documents, commit, encoder, index."""
@@ -378,21 +378,22 @@ class Collection(Writing, Searching):
     # ------------------------------------------------------------------ documents out
     def get(self, ids: Any) -> pa.Table:
         """Documents by id, in the order asked: ``id``, ``text``, ``metadata`` (JSON text) columns."""
-        ids = as_list(ids, "ids")
-        missing = [i for i in ids if i not in self._id_to_key]
-        if missing:
-            raise UnknownIdError(f"ids not in the collection: {preview(missing)}")
-        return self._rows([self._id_to_key[i] for i in ids]).drop_columns(["_key"])
+        keys = self._keys(as_list(ids, "ids"))
+        return self._rows(keys.tolist()).drop_columns(["_key"])
 
     def vectors(self, ids: Any) -> np.ndarray:
         """Stored document vectors by id, float32 (n, dim)."""
         if self._dense is None:
             raise ValueError(f"{self.path} has no dense index, so no vectors")
-        ids = as_list(ids, "ids")
-        missing = [i for i in ids if i not in self._id_to_key]
-        if missing:
+        return self._dense.vectors(self._keys(as_list(ids, "ids")))
+
+    def _keys(self, ids: list[Any]) -> np.ndarray:
+        """Keys of ``ids`` (int64); UnknownIdError naming those not in the collection."""
+        keys = self._ids.keys_of(ids)
+        if (keys < 0).any():
+            missing = [i for i, k in zip(ids, keys) if k < 0]
             raise UnknownIdError(f"ids not in the collection: {preview(missing)}")
-        return self._dense.vectors(np.array([self._id_to_key[i] for i in ids], np.int64))
+        return keys
 
     def _rows(self, keys: list[int], columns: list[str] | None = None) -> pa.Table:
         """Rows by key, in the order of ``keys`` (keys must exist)."""
@@ -403,11 +404,11 @@ class Collection(Writing, Searching):
     # ------------------------------------------------------------------ DocumentSource
     def ids_of(self, keys: np.ndarray) -> list[list[Any]]:
         """Your document ids of internal keys int64 (n_queries, k), per row, padding dropped."""
-        return [[self._key_to_id[int(k)] for k in row if k >= 0] for row in keys]
+        return [self._ids.ids_of(row[row >= 0]) for row in np.asarray(keys)]
 
     def hits_table(self, result: SearchResult, *, with_documents: bool) -> pa.Table:
         """One row per hit of ``result`` (see :meth:`SearchResult.to_arrow`)."""
-        return hits_table(result, self._key_to_id, self._rows if with_documents else None)
+        return hits_table(result, self._ids.ids_of, self._rows if with_documents else None)
 
 
 def _check_same_encoder(encoder: Any, saved: dict[str, Any] | None, what: str, path: Path) -> None:

@@ -181,7 +181,7 @@ def rows_by_key(
 
 def hits_table(
     result: SearchResult,
-    key_to_id: list[Any],
+    ids_of: Callable[[np.ndarray], list[Any]],
     rows: Callable[[list[int], list[str]], pa.Table] | None,
 ) -> pa.Table:
     """One row per hit: ``query``, ``rank`` (from 1), ``id``, ``score``; with ``rows``, also the
@@ -192,7 +192,7 @@ def hits_table(
         {
             "query": pa.array(q, pa.int32()),
             "rank": pa.array(rank + 1, pa.int32()),
-            "id": pa.array([key_to_id[int(k)] for k in keys]),
+            "id": pa.array(ids_of(keys)),
             "score": pa.array(result.scores[q, rank], pa.float32()),
         }
     )

@@ -28,6 +28,7 @@ from granite_index.validate import check_k, check_matrix
 if TYPE_CHECKING:  # pragma: no cover
     from granite_index.collection.store import Manifest, Store
     from granite_index.index.dense import DenseIndex
+    from granite_index.index.idmap import IdMap
 
 Mode = Literal["dense", "bm25", "sparse", "hybrid"]
 #: filters (their matching keys) a handle keeps per commit
@@ -51,7 +52,7 @@ class Searching:
     _legs: dict[str, Leg]
     _dense: DenseIndex | None
     _store: Store
-    _key_to_id: list[Any]
+    _ids: IdMap
     lock_timeout: float
     _catch_up: Callable[[], bool]  # the collection's (see writing.py)
 
@@ -241,12 +242,11 @@ class Searching:
         cands = HybridSearcher(use).candidates(
             encoded, DEFAULT_DEPTH if depth is None else int(depth)
         )
-        key_to_id = self._key_to_id
         result = fit_fusion(
             cands,
             qrels,
             list(query_ids),
-            lambda keys: [key_to_id[int(k)] for k in keys],
+            lambda keys: self._ids.ids_of(np.asarray(keys, np.int64)),
             metric=metric,
         )
         if save:

@@ -10,6 +10,7 @@ from typing import Any
 from granite_index.collection.spec import Bm25Spec, DenseSpec, LegSpec, SpladeSpec
 from granite_index.collection.store import Store
 from granite_index.index.dense import DenseIndex, Device
+from granite_index.index.idmap import IdMap
 from granite_index.index.sparse import SparseIndex
 
 
@@ -50,27 +51,31 @@ class LoadedState:
     dense: DenseIndex | None
     bm25: SparseIndex | None
     splade: SparseIndex | None
-    id_to_key: dict[Any, int]
-    key_to_id: list[Any]
+    ids: IdMap
 
 
 def load_state(store: Store, device: Device) -> LoadedState:
-    """The indexes of ``store``'s commit (postings memory-mapped) and its id ↔ key maps."""
+    """The indexes of ``store``'s commit (memory-mapped) and its id ↔ key map."""
     m = store.manifest
     dense = DenseIndex.load(store.dense_dir(), device=device) if m.dense_index is not None else None
     bm25 = SparseIndex.load(store.sparse_dir()) if m.sparse_index is not None else None
     splade = SparseIndex.load(store.sparse_dir(name="splade")) if m.splade_index else None
-    id_to_key: dict[Any, int] = {}
-    key_to_id: list[Any] = [None] * m.next_key
+    return LoadedState(dense, bm25, splade, load_ids(store))
+
+
+def load_ids(store: Store) -> IdMap:
+    """The commit's id ↔ key map; a commit written before the map was kept on disk has it
+    built from the documents (in memory; its next commit writes it)."""
+    m = store.manifest
+    if m.extra.get("ids"):
+        return IdMap.load(store.ids_dir())
+    ids = IdMap(m.id_type)
     ds = store.docs()
-    if ds is not None:
-        for batch in ds.to_batches(columns=["_key", "id"]):
-            keys = batch.column("_key").to_pylist()
-            ids = batch.column("id").to_pylist()
-            id_to_key.update(zip(ids, keys))
-            for key, doc_id in zip(keys, ids):
-                key_to_id[key] = doc_id
-    return LoadedState(dense, bm25, splade, id_to_key, key_to_id)
+    if ds is not None and m.id_type is not None:
+        table = ds.to_table(columns=["_key", "id"])
+        ids.add(table.column("id").to_pylist(), table.column("_key").to_numpy(), m.id_type)
+        ids.optimize()
+    return ids
 
 
 #: times a reader rereads the newest commit when a file vanished while it opened one

@@ -6,6 +6,8 @@ Layout of a collection folder::
     docs.lance/          Lance dataset: _key int64, id, text, metadata (JSON), typed metadata
     dense/00000007/      the dense index's listing as of commit 7: segments + deletion files
     dense/segments/      its immutable vector segments, shared by commits (see DenseIndex.save)
+    ids/00000007/        the id ↔ key map's listing as of commit 7 (segments + deletion files)
+    ids/segments/        its immutable segments: keys, ids, id hashes (see IdMap)
     sparse/00000007/     the BM25 index's per-document arrays + vocabulary as of commit 7
     sparse/segments/     its immutable postings segments, shared by commits (see SparseIndex.save)
     splade/...           the same for the learned-sparse (SPLADE) index
@@ -52,6 +54,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DOCS = "docs.lance"
 DENSE = "dense"
+IDS = "ids"
 SPARSE = "sparse"
 VERSIONS = "versions"
 #: default retention: the newest commits whose files are kept (segments are shared between
@@ -229,6 +232,9 @@ class Store:
         ds = self.docs()
         return None if ds is None else ds.schema
 
+    def ids_dir(self, commit: int | None = None) -> Path:
+        return self.path / IDS / f"{self.manifest.commit if commit is None else commit:08d}"
+
     def dense_dir(self, commit: int | None = None) -> Path:
         return self.path / DENSE / f"{self.manifest.commit if commit is None else commit:08d}"
 
@@ -285,6 +291,12 @@ class Store:
         final = self.dense_dir(commit)
         _save_into(final, lambda tmp: index.save(tmp, segments_dir=final.parent / "segments"))
 
+    def write_ids(self, ids: Any, commit: int) -> None:
+        """Save the id ↔ key map for ``commit``: new segments and deletion files into
+        ``ids/segments``, then its listing into its own folder (tmp + rename)."""
+        final = self.ids_dir(commit)
+        _save_into(final, lambda tmp: ids.save(tmp, segments_dir=final.parent / "segments"))
+
     def write_sparse(self, index: Any, commit: int, name: str = "bm25") -> None:
         """Save sparse index ``name`` for ``commit``: new segments into ``<folder>/segments``,
         then the per-document arrays into their own folder (tmp + rename)."""
@@ -297,7 +309,7 @@ class Store:
         files written since ``since``, a ``time.time()`` value) and the folders naming them. Call
         before :meth:`commit`: the manifest then names only files that reached the disk."""
         margin = since - 2.0  # file times may be coarser than the clock
-        for folder in (DENSE, *SPARSE_DIRS.values()):
+        for folder in (DENSE, IDS, *SPARSE_DIRS.values()):
             if (self.path / folder).exists():
                 fsync_tree(self.path / folder / f"{commit:08d}")
                 fsync_tree(self.path / folder / "segments", newer_than=margin)
@@ -371,6 +383,7 @@ class Store:
         self,
         segments_of: Callable[[Path], set[str]],
         dense_files_of: Callable[[Path], set[str]] | None = None,
+        id_files_of: Callable[[Path], set[str]] | None = None,
     ) -> None:
         """Remove the files of commits no longer retained (:meth:`retained`): their index
         folders, the segments and deletion files no retained commit uses (``segments_of(folder)``
@@ -381,6 +394,7 @@ class Store:
         names = {f"{c:08d}" for c in keep}
         for folder, files_of in (
             (DENSE, dense_files_of),
+            (IDS, id_files_of),
             *((f, segments_of) for f in SPARSE_DIRS.values()),
         ):
             root = self.path / folder
@@ -394,7 +408,7 @@ class Store:
                     used |= files_of(sub) if files_of is not None else set()
                 else:
                     shutil.rmtree(sub, ignore_errors=True)
-            _remove_unused(root / "segments", used, deletions=folder == DENSE)
+            _remove_unused(root / "segments", used, deletions=folder in (DENSE, IDS))
         for record in (self.path / VERSIONS).glob("*.json"):
             if record.stem not in names:
                 record.unlink(missing_ok=True)

@@ -30,6 +30,7 @@ from granite_index.collection.documents import (
 from granite_index.collection.store import Manifest, Store
 from granite_index.errors import ConflictError, DuplicateIdError, UnknownIdError
 from granite_index.index.dense import DenseIndex
+from granite_index.index.idmap import IdMap
 from granite_index.index.segment import segment_names
 from granite_index.types import SparseVectors
 from granite_index.validate import check_ids, check_matrix, check_texts, preview
@@ -63,8 +64,7 @@ class Writing:
     _dense: DenseIndex | None
     _bm25: SparseIndex | None
     _splade: SparseIndex | None
-    _id_to_key: dict[Any, int]
-    _key_to_id: list[Any]
+    _ids: IdMap
     lock_timeout: float
     _pinned: bool
 
@@ -111,7 +111,7 @@ class Writing:
         new = self._prepare(ids, texts, metadata, vectors, sparse_vectors, show_progress)
         if new is None:
             return
-        present = [i for i in new.ids if i in self._id_to_key]
+        present = [i for i, k in zip(new.ids, self._ids.keys_of(new.ids)) if k >= 0]
         if present:
             raise DuplicateIdError(f"ids already in the collection: {preview(present)}")
         self._write(new, (), replace=False)
@@ -148,7 +148,7 @@ class Writing:
         ids, _ = check_ids(ids)
         if not ids:
             return
-        missing = [i for i in ids if i not in self._id_to_key]
+        missing = [i for i, k in zip(ids, self._ids.keys_of(ids)) if k < 0]
         if missing:
             raise UnknownIdError(f"ids not in the collection: {preview(missing)}")
         self._write(None, ids, replace=False)
@@ -178,7 +178,9 @@ class Writing:
                     index.optimize()
             if self._dense is not None:
                 self._dense.optimize() if full else self._dense.maintain()
-            extra = {**m.extra, "writes_since_optimize": 0}
+            if full:
+                self._ids.optimize()
+            extra = {**m.extra, "writes_since_optimize": 0, "ids": 1}
             self._write_indexes(m.next(lance_version=lance_version, extra=extra), since)
             self._store.cleanup_docs()
             self._store.remove_leftovers()
@@ -212,29 +214,25 @@ class Writing:
         then add ``new``; under the lock, on the newest commit."""
         with self._store.writer(self.lock_timeout), self._rollback_on_error():
             self._catch_up()
-            fresh = self._id_to_key
+            dead = self._ids.keys_of(delete)
             if new is not None:
                 self._check_id_type(new.id_type)
-                taken = [i for i in new.ids if i in fresh]
+                keys = self._ids.keys_of(new.ids)
+                taken = [i for i, k in zip(new.ids, keys) if k >= 0]
                 if taken and not replace:
                     raise ConflictError(
                         "another writer added these ids since this handle last read the "
                         f"collection: {preview(taken)}; nothing was written"
                     )
                 delete = [*delete, *taken]
-            gone = [i for i in delete if i not in fresh]
+                dead = np.concatenate([dead, keys[keys >= 0]])
+            gone = [i for i, k in zip(delete, dead) if k < 0]
             if gone:
                 raise ConflictError(
                     "another writer deleted these ids since this handle last read the "
                     f"collection: {preview(gone)}; nothing was written"
                 )
-            self._apply(new, [fresh[i] for i in delete])
-        for i in delete:
-            self._key_to_id[self._id_to_key.pop(i)] = None
-        if new is not None:
-            start = len(self._key_to_id)
-            self._id_to_key.update(zip(new.ids, range(start, start + len(new.ids))))
-            self._key_to_id.extend(new.ids)
+            self._apply(new, dead.tolist())
         if self._store.manifest.extra.get("writes_since_optimize", 0) >= AUTO_OPTIMIZE_WRITES:
             self._compact(full=False)
 
@@ -249,6 +247,7 @@ class Writing:
             for index in (self._dense, self._bm25, self._splade):
                 if index is not None:
                     index.delete(dead)
+            self._ids.delete_keys(np.asarray(dead, np.int64))
         n_new = 0 if new is None else len(new.ids)
         if new is not None:
             keys = np.arange(m.next_key, m.next_key + n_new, dtype=np.int64)
@@ -258,6 +257,7 @@ class Writing:
             table = docs_table(keys, new.ids, new.texts, new.meta, stored, new.id_type, typed)
             lance_version = self._store.append_docs(table)
             self._add_to_indexes(keys, new)
+            self._ids.add(new.ids, keys, new.id_type)
         writes = int(m.extra.get("writes_since_optimize", 0)) + 1
         self._write_indexes(
             m.next(
@@ -265,7 +265,7 @@ class Writing:
                 id_type=new.id_type if new is not None else m.id_type,
                 next_key=m.next_key + n_new,
                 n_docs=m.n_docs - len(dead) + n_new,
-                extra={**m.extra, "writes_since_optimize": writes},
+                extra={**m.extra, "writes_since_optimize": writes, "ids": 1},
             ),
             since,
         )
@@ -330,6 +330,7 @@ class Writing:
         """Write every index under commit ``new.commit``, fsync all the write made since
         ``since``, then commit ``new`` (the atomic step), then drop the files of commits no
         longer retained."""
+        self._store.write_ids(self._ids, new.commit)
         if self._dense is not None:
             self._store.write_dense(self._dense, new.commit)
         for name, index in (("bm25", self._bm25), ("splade", self._splade)):
@@ -337,7 +338,7 @@ class Writing:
                 self._store.write_sparse(index, new.commit, name)
         self._store.sync(new.commit, since)
         self._store.commit(new)
-        self._store.prune(segment_names, DenseIndex.segment_files)
+        self._store.prune(segment_names, DenseIndex.segment_files, IdMap.segment_files)
 
     @contextlib.contextmanager
     def _rollback_on_error(self) -> Iterator[None]:

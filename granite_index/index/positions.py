@@ -15,10 +15,18 @@ class KeyPositions:
     alive : numpy.ndarray of bool or uint8, shape (n_positions,)
         Which positions are live (deleted ones are never found).
 
+    ascending : bool
+        The caller knows ``keys`` ascend strictly (a collection's keys do): the lookup then
+        searches them in place, with no sort and no copy.
+
     A snapshot: build a new one after the index changes.
     """
 
-    def __init__(self, keys: np.ndarray, alive: np.ndarray) -> None:
+    def __init__(self, keys: np.ndarray, alive: np.ndarray, *, ascending: bool = False) -> None:
+        self._alive = alive if ascending else None
+        if ascending:
+            self._sorted, self._pos = keys, None
+            return
         live = np.flatnonzero(alive)
         order = np.argsort(keys[live], kind="stable")
         self._sorted = np.asarray(keys[live][order])
@@ -29,4 +37,7 @@ class KeyPositions:
         if len(self._sorted) == 0:
             return np.full(len(keys), -1, np.int64)
         i = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
+        if self._pos is None:  # ascending keys: the index is the position
+            ok = (self._sorted[i] == keys) & (self._alive[i] > 0)
+            return np.where(ok, i, -1)
         return np.where(self._sorted[i] == keys, self._pos[i], -1)

@@ -149,7 +149,9 @@ def merge_tail(segments: list[Segment], alive: np.ndarray) -> None:
 
 
 def segment_names(path: str | os.PathLike[str]) -> set[str]:
-    """Segments a saved index (its ``index.json`` in ``path``) refers to, for cleaning up a
-    shared segments folder."""
+    """Folders of a shared segments folder that a saved index (its ``index.json`` in ``path``)
+    uses: its postings segments and its chunks of per-position arrays and deletions."""
     meta = json.loads((Path(path) / "index.json").read_text())
-    return {m["name"] for m in meta["segments"]}
+    names = {m["name"] for m in meta["segments"]}
+    names |= {c["name"] for c in meta.get("positions", ())}  # per-position array chunks
+    return names | set(meta.get("dead", ()))  # deletion chunks

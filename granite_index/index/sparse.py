@@ -110,6 +110,12 @@ class SparseIndex:
         self._norm: np.ndarray | None = None
         self._lookup: KeyPositions | None = None
         self._version = 0  # bumped on every change; stamps PreparedQueries
+        self._ascending = True  # keys ascend strictly with positions (a collection's do)
+        # persistence of the per-position arrays (see save): chunks written so far, where
+        self._chunks: list[dict[str, Any]] = []
+        self._dead_chunks: list[str] = []
+        self._chunk_dir: Path | None = None
+        self._pending_dead: list[np.ndarray] = []
 
     @classmethod
     def bm25(cls, language: str = "en", *, k1: float = 1.2, b: float = 0.75, **analyzer: Any):
@@ -221,6 +227,7 @@ class SparseIndex:
         if SK.has_repeats(term_ptr, post_doc):
             raise ValueError("a row repeats a term id; give each term once with its total count")
         seg = Segment(uuid.uuid4().hex, self.n_positions, n, term_ids, term_ptr, post_doc, post_w)
+        self._ascending = self._ascending and _extends(self.keys, keys)
         self.keys = np.concatenate([self.keys, keys])
         self.dl = np.concatenate([self.dl, dl])
         self.alive = np.concatenate([self.alive, np.ones(n, np.uint8)])
@@ -268,6 +275,7 @@ class SparseIndex:
                 )
         self.alive = np.array(self.alive)  # writable even if loaded read-only
         self.alive[pos] = 0
+        self._pending_dead.append(pos.astype(np.int64))
         self.n_alive -= len(pos)
         self.total_len -= float(self.dl[pos].sum(dtype=np.float64))
         if self.n_alive == 0:
@@ -300,6 +308,7 @@ class SparseIndex:
         self.dl = self.dl[keep]
         self.alive = np.ones(self.n_alive, np.uint8)
         self.segments = segments
+        self._chunk_dir = None  # positions renumbered: the next save writes them anew
         self._changed()
 
     def optimize(self) -> None:
@@ -316,6 +325,8 @@ class SparseIndex:
                 seg.ready[:] = 0
 
     def _check_new_keys(self, keys: np.ndarray) -> None:
+        if self._ascending and _extends(self.keys, keys):
+            return  # ascending and past every key so far: new and distinct
         uniq, counts = np.unique(keys, return_counts=True)
         if len(uniq) != len(keys):
             raise DuplicateIdError(f"keys repeat in this add: {preview(uniq[counts > 1].tolist())}")
@@ -326,7 +337,7 @@ class SparseIndex:
     def _positions(self, keys: np.ndarray) -> np.ndarray:
         """Live positions of ``keys`` (-1 where absent or deleted)."""
         if self._lookup is None:
-            self._lookup = KeyPositions(self.keys, self.alive)
+            self._lookup = KeyPositions(self.keys, self.alive, ascending=self._ascending)
         return self._lookup.find(keys)
 
     # ------------------------------------------------------------------ reading
@@ -525,8 +536,8 @@ class SparseIndex:
         for seg in self.segments:
             seg.save(seg_dir)
         path.mkdir(parents=True, exist_ok=True)
-        for name in ("keys", "dl", "alive", "df"):
-            np.save(path / f"{name}.npy", np.asarray(getattr(self, name)))
+        self._save_positions(seg_dir)
+        np.save(path / "df.npy", np.asarray(self.df))
         if self.vocab is not None:
             feather.write_feather(
                 pa.table({"term": pa.array(self.vocab.terms, pa.string())}),
@@ -538,10 +549,37 @@ class SparseIndex:
             **self.config(),
             "n_alive": self.n_alive,
             "total_len": self.total_len,
+            "n_positions": self.n_positions,
+            "ascending": self._ascending,
+            "positions": self._chunks,
+            "dead": self._dead_chunks,
             "segments": [s.meta() for s in self.segments],
             "segments_dir": None if segments_dir is None else os.path.relpath(seg_dir, path),
         }
         (path / "index.json").write_text(json.dumps(meta, indent=2))
+
+    def _save_positions(self, seg_dir: Path) -> None:
+        """Write what changed of the per-position arrays since the last save into ``seg_dir``:
+        a chunk of ``keys`` / ``dl`` for the new positions, a chunk of the newly deleted
+        positions. Chunks are written once and shared by later saves (a commit costs its change);
+        after a compaction, or into another folder, everything is written anew."""
+        if self._chunk_dir is None or not _same_dir(self._chunk_dir, seg_dir):
+            self._chunks, self._dead_chunks = [], []
+            dead = np.flatnonzero(np.asarray(self.alive) == 0)
+            self._pending_dead = [dead] if len(dead) else []
+            self._chunk_dir = seg_dir
+        start = sum(c["n"] for c in self._chunks)
+        if start < self.n_positions:
+            name = f"pos-{uuid.uuid4().hex[:16]}"
+            _write_arrays(
+                seg_dir / name, keys=self.keys[start:], dl=np.asarray(self.dl[start:], np.float32)
+            )
+            self._chunks.append({"name": name, "start": start, "n": self.n_positions - start})
+        if self._pending_dead:
+            name = f"dead-{uuid.uuid4().hex[:16]}"
+            _write_arrays(seg_dir / name, rows=np.concatenate(self._pending_dead))
+            self._dead_chunks.append(name)
+            self._pending_dead = []
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> SparseIndex:
@@ -559,13 +597,28 @@ class SparseIndex:
         analyzer = Analyzer.from_config(meta["analyzer"]) if meta.get("analyzer") else None
         idx = cls(meta["weighting"], k1=meta["k1"], b=meta["b"], analyzer=analyzer)
         mode = "r" if mmap else None
-        idx.keys = np.load(path / "keys.npy", mmap_mode=mode)
-        idx.dl = np.load(path / "dl.npy", mmap_mode=mode)
-        idx.alive = np.load(path / "alive.npy")
+        seg_dir = Path(os.path.normpath(path / (meta.get("segments_dir") or "segments")))
+        if "positions" in meta:
+            chunks = meta["positions"]
+            keys = [np.load(seg_dir / c["name"] / "keys.npy", mmap_mode=mode) for c in chunks]
+            dl = [np.load(seg_dir / c["name"] / "dl.npy", mmap_mode=mode) for c in chunks]
+            n = int(meta["n_positions"])
+            idx.keys = keys[0] if len(keys) == 1 else np.concatenate([np.zeros(0, np.int64), *keys])
+            idx.dl = dl[0] if len(dl) == 1 else np.concatenate([np.zeros(0, np.float32), *dl])
+            idx.alive = np.ones(n, np.uint8)
+            for name in meta["dead"]:
+                idx.alive[np.load(seg_dir / name / "rows.npy")] = 0
+            idx._chunks, idx._dead_chunks = list(chunks), list(meta["dead"])
+            idx._chunk_dir = seg_dir
+            idx._ascending = bool(meta["ascending"])
+        else:  # saved whole by an earlier version: written as chunks by the next save
+            idx.keys = np.load(path / "keys.npy", mmap_mode=mode)
+            idx.dl = np.load(path / "dl.npy", mmap_mode=mode)
+            idx.alive = np.load(path / "alive.npy")
+            idx._ascending = _extends(np.zeros(0, np.int64), np.asarray(idx.keys))
         idx.df = np.load(path / "df.npy")
         idx.n_alive = int(meta["n_alive"])
         idx.total_len = float(meta["total_len"])
-        seg_dir = path / (meta.get("segments_dir") or "segments")
         idx.segments = [Segment.load(seg_dir, m, mmap) for m in meta["segments"]]
         if analyzer is not None:
             terms = feather.read_table(path / "vocab.arrow").column("term").to_pylist()
@@ -576,3 +629,24 @@ class SparseIndex:
     def segment_names(path: str | os.PathLike[str]) -> set[str]:
         """Segments a saved index refers to (for cleaning up a shared segments folder)."""
         return segment_names(path)
+
+
+def _extends(keys: np.ndarray, new: np.ndarray) -> bool:
+    """True when ``new`` ascends strictly and starts past the last of ``keys``."""
+    if len(new) and len(keys) and new[0] <= keys[-1]:
+        return False
+    return bool(np.all(new[1:] > new[:-1]))
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
+
+
+def _write_arrays(folder: Path, **arrays: np.ndarray) -> None:
+    """Write named arrays into a new folder (tmp + rename): a chunk is complete or absent."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".tmp-{folder.name}")
+    tmp.mkdir()
+    for name, arr in arrays.items():
+        np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
+    os.replace(tmp, folder)

@@ -14,6 +14,7 @@ from granite_index import (
     NotACollectionError,
     UnknownIdError,
 )
+from granite_index.index import SparseIndex
 from tests.conftest import unit_rows
 
 DOCS = {
@@ -212,7 +213,11 @@ def test_bm25_old_segments_are_cleaned_up(tmp_path):
         col.add([f"d{i}"], [f"document number {i} words"])
     seg_dir = tmp_path / "lex" / "sparse" / "segments"
     on_disk = {p.name for p in seg_dir.iterdir()}
-    assert on_disk == {s.name for s in col.bm25_index.segments}
+    # exactly what the last commit names: its postings segments and its chunks of per-document
+    # arrays (one per commit, each written once)
+    assert on_disk == SparseIndex.segment_names(col.path / "sparse" / f"{col.manifest.commit:08d}")
+    assert {s.name for s in col.bm25_index.segments} <= on_disk
+    assert len({n for n in on_disk if n.startswith("pos-")}) == 6
     assert sorted(p.name for p in (tmp_path / "lex" / "sparse").iterdir()) == [
         f"{col.manifest.commit:08d}",
         "segments",

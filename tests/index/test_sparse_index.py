@@ -338,15 +338,28 @@ def test_release_pages(tmp_path):
     assert release_pages(data, 0, len(data)) == 0  # not a map
 
 
-def test_save_again_writes_only_new_segments(tmp_path):
+def test_save_again_writes_only_the_change(tmp_path):
+    """A save after an add writes one postings segment and one chunk of per-position arrays;
+    after a delete, one chunk of deleted positions; nothing written before is rewritten."""
     idx = SparseIndex.bm25("en")
     idx.add_texts(list(range(100)), [f"word{i} common" for i in range(100)])
     idx.save(tmp_path / "sp")
-    first = {p.name for p in (tmp_path / "sp" / "segments").iterdir()}
+    seg = tmp_path / "sp" / "segments"
+    first = {p: p.stat().st_mtime_ns for p in seg.rglob("*.npy")}
     idx.add_texts([1000], ["other"])
     idx.save(tmp_path / "sp")
-    now = {p.name for p in (tmp_path / "sp" / "segments").iterdir()}
-    assert first <= now and len(now) == len(first) + 1
+    now = {p.parent.name for p in seg.rglob("*.npy")} - {p.parent.name for p in first}
+    assert len(now) == 2 and sum(n.startswith("pos-") for n in now) == 1
+    idx.delete([5, 7])
+    idx.save(tmp_path / "sp")
+    after = {p: p.stat().st_mtime_ns for p in seg.rglob("*.npy")}
+    assert all(after[p] == t for p, t in first.items())
+    dead = [p for p in after if p.parent.name.startswith("dead-")]
+    assert len(dead) == 1 and np.load(dead[0]).size == 2
+    back = SparseIndex.load(tmp_path / "sp")
+    assert len(back) == 99 and back.search(["word7"], k=3).ids[0, 0] == -1
+    np.testing.assert_array_equal(back.search(["common"], k=5).ids, idx.search(["common"], k=5).ids)
+    assert SparseIndex.segment_names(tmp_path / "sp") == {p.name for p in seg.iterdir()}
 
 
 # ---------------------------------------------------------------------------- bad input
