@@ -161,8 +161,8 @@ class Writing:
 
         Search results are unchanged (approximate dense search may find other neighbours: its
         lists are rebuilt). Every :data:`AUTO_OPTIMIZE_WRITES` writes a lighter pass runs by
-        itself (the dense index then only merges its small segments and rewrites those mostly
-        deleted).
+        itself: Lance's small fragments, and the dense index's small segments and mostly
+        deleted ones (the sparse indexes and the id map merge as they grow).
         """
         self._compact(full=True)
 
@@ -173,13 +173,13 @@ class Writing:
             since = time.time()
             self._store.begin_write()
             lance_version = self._store.compact_docs()
-            for index in (self._bm25, self._splade):
-                if index is not None:
-                    index.optimize()
+            if full:  # the light pass leaves the sparse indexes to their own merge policy
+                for index in (self._bm25, self._splade):
+                    if index is not None:
+                        index.optimize()
+                self._ids.optimize()
             if self._dense is not None:
                 self._dense.optimize() if full else self._dense.maintain()
-            if full:
-                self._ids.optimize()
             extra = {**m.extra, "writes_since_optimize": 0, "ids": 1}
             self._write_indexes(m.next(lance_version=lance_version, extra=extra), since)
             self._store.cleanup_docs()

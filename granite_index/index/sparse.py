@@ -570,16 +570,23 @@ class SparseIndex:
             self._chunk_dir = seg_dir
         start = sum(c["n"] for c in self._chunks)
         if start < self.n_positions:
-            name = f"pos-{uuid.uuid4().hex[:16]}"
-            _write_arrays(
-                seg_dir / name, keys=self.keys[start:], dl=np.asarray(self.dl[start:], np.float32)
-            )
-            self._chunks.append({"name": name, "start": start, "n": self.n_positions - start})
+            self._chunks.append(self._write_chunk(seg_dir, start, self.n_positions))
+            # a binary counter, as for segments: at most log2(n) chunks, each position
+            # rewritten O(log n) times
+            while len(self._chunks) >= 2 and self._chunks[-2]["n"] <= self._chunks[-1]["n"]:
+                b, a = self._chunks.pop(), self._chunks.pop()
+                self._chunks.append(self._write_chunk(seg_dir, a["start"], b["start"] + b["n"]))
         if self._pending_dead:
             name = f"dead-{uuid.uuid4().hex[:16]}"
             _write_arrays(seg_dir / name, rows=np.concatenate(self._pending_dead))
             self._dead_chunks.append(name)
             self._pending_dead = []
+
+    def _write_chunk(self, seg_dir: Path, start: int, stop: int) -> dict[str, Any]:
+        name = f"pos-{uuid.uuid4().hex[:16]}"
+        dl = np.asarray(self.dl[start:stop], np.float32)
+        _write_arrays(seg_dir / name, keys=self.keys[start:stop], dl=dl)
+        return {"name": name, "start": start, "n": stop - start}
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> SparseIndex:
