@@ -56,9 +56,9 @@ _PROBE = r"""
 import json, sys, time
 import numpy as np
 
-def rss_kib():
+def rss_kib(field="VmRSS:"):
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1])
 
 path, qfile, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -71,7 +71,8 @@ t0 = time.perf_counter()
 col = Collection.open(path, encoder=HashingEncoder(384))
 open_s = time.perf_counter() - t0
 rss_open = rss_kib()
-out = {"open_s": open_s, "rss_after_import_kib": rss_import, "rss_after_open_kib": rss_open}
+out = {"open_s": open_s, "rss_after_import_kib": rss_import, "rss_after_open_kib": rss_open,
+       "rss_anon_after_open_kib": rss_kib("RssAnon:")}
 if n:
     q = json.load(open(qfile + ".json")); v = np.load(qfile + ".npy")
     t0 = time.perf_counter()
@@ -80,6 +81,8 @@ if n:
         col.search(EncodedQueries(1, texts=[q[j]], dense=v[j : j + 1]), k=10, mode="hybrid")
     out["queries_s"] = time.perf_counter() - t0
     out["rss_after_queries_kib"] = rss_kib()
+    out["rss_anon_after_queries_kib"] = rss_kib("RssAnon:")
+    out["rss_file_after_queries_kib"] = rss_kib("RssFile:")
 print(json.dumps(out))
 """
 
@@ -227,52 +230,116 @@ def run_size(n_docs: int, args) -> dict[str, Any]:
     opens = [_probe(path, qfile, 0) for _ in range(3)]
     result["open_s"] = round(statistics.median(o["open_s"] for o in opens), 4)
     rss = _probe(path, qfile, 1000)
-    result["rss_mib"] = {
-        "after_open": round(rss["rss_after_open_kib"] / 1024, 1),
-        "after_1000_queries": round(rss["rss_after_queries_kib"] / 1024, 1),
+    result["rss_mib"] = {  # file-backed pages are memory-mapped index files (page cache)
         "after_import": round(rss["rss_after_import_kib"] / 1024, 1),
+        "after_open": round(rss["rss_after_open_kib"] / 1024, 1),
+        "anon_after_open": round(rss["rss_anon_after_open_kib"] / 1024, 1),
+        "after_1000_queries": round(rss["rss_after_queries_kib"] / 1024, 1),
+        "anon_after_1000_queries": round(rss["rss_anon_after_queries_kib"] / 1024, 1),
+        "file_after_1000_queries": round(rss["rss_file_after_queries_kib"] / 1024, 1),
     }
     result["latency"] = latencies(col, corpus, args.queries)
     print(json.dumps(result, indent=1), flush=True)
     return result
 
 
+def _lat(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "-"
+    rec = entry.get("recall_at_10")
+    return f"{entry['p50_ms']:.2f}" + (f" ({rec:.3f})" if rec is not None else "")
+
+
 def table(results: dict[str, Any]) -> str:
-    rows = []
+    """One markdown table per size: granite-index beside LanceDB (when it ran at that size)."""
+    out = []
     for size, r in results["granite"].items():
         lat = r["latency"]
-        lance = results.get("lancedb", {}).get(size, {})
-        rows.append(
+        lance = results.get("lancedb", {}).get(size)
+        lq = lance["queries"] if lance else {}
+        hnsw = lq.get("ivf_hnsw_sq", {})
+        pq = lq.get("ivf_pq", {})
+
+        def lance_ann(key: str, pq=pq, hnsw=hnsw) -> str:
+            best = [_lat(b.get(key)) for b in (pq, hnsw) if b.get(key)]
+            return " / ".join(best) if best else "-"
+
+        lance_ingest = None
+        if lance:
+            b = lance["index_build"]
+            spent = lance["ingest"]["add_s"] + b["fts_text"]["s"] + b["ivf_pq_vector"]["s"]
+            lance_ingest = f"{lance['ingest']['docs_per_s']} ({round(int(size) / spent, 1)})"
+
+        rows = [
             [
-                f"{int(size):,}",
+                "bulk ingest, docs/s (LanceDB: add alone (with its FTS + IVF_PQ builds))",
                 r["ingest_docs_per_s"],
-                r["commits"]["add_1000_s"]["median"],
-                r["commits"]["delete_1000_s"]["median"],
-                r["open_s"],
-                r["rss_mib"]["after_open"],
-                r["disk"]["bytes_per_doc"],
-                lat["bm25"]["p50_ms"],
-                lat["dense_exact"]["p50_ms"],
-                f"{lat['dense_default']['p50_ms']} ({lat['dense_default']['recall_at_10']})",
-                f"{lat['hybrid_default']['p50_ms']} ({lat['hybrid_default']['recall_at_10']})",
-                lance.get("summary", ""),
-            ]
+                lance_ingest,
+            ],
+            [
+                "add 1,000 docs (one commit), s: median / max",
+                f"{r['commits']['add_1000_s']['median']} / {r['commits']['add_1000_s']['max']}",
+                lance and lance["maintenance"]["add_1000_s"],
+            ],
+            [
+                "delete 1,000 ids, s: median / max",
+                f"{r['commits']['delete_1000_s']['median']} / {r['commits']['delete_1000_s']['max']}",
+                lance and lance["maintenance"]["delete_1000_s"],
+            ],
+            ["open, s", r["open_s"], lance and lance["open"]["open_s_median_of_3"]],
+            [
+                "RSS after open, MiB (after import)",
+                f"{r['rss_mib']['after_open']} ({r['rss_mib']['after_import']})",
+                lance
+                and f"{lance['rss']['after_open_mib']} ({lance['rss']['after_import_lancedb_mib']})",
+            ],
+            [
+                "RSS after 1,000 queries, MiB (anonymous)",
+                f"{r['rss_mib']['after_1000_queries']} ({r['rss_mib'].get('anon_after_1000_queries')})",
+                lance and lance["rss"]["after_1000_queries_mib"],
+            ],
+            [
+                "disk, bytes/doc (x our floor)",
+                f"{r['disk']['bytes_per_doc']} ({r['disk']['ratio_to_floor']}x)",
+                lance and lance["disk_after_indexes"]["bytes_per_doc"],
+            ],
+            ["BM25 / FTS p50 ms", _lat(lat["bm25"]), _lat(lq.get("fts"))],
+            ["dense exact p50 ms", _lat(lat["dense_exact"]), _lat(lq.get("vector_exact"))],
+            [
+                "dense default p50 ms (recall@10); LanceDB IVF_PQ / IVF_HNSW_SQ",
+                _lat(lat["dense_default"]),
+                lance_ann("vector_ann"),
+            ],
+            [
+                "dense IVF nprobe 8 / 48",
+                f"{_lat(lat['dense_ivf_nprobe8'])} / {_lat(lat['dense_ivf_nprobe48'])}",
+                "-",
+            ],
+            ["dense int8 codes, rescore 100", _lat(lat["dense_int8_rescore100"]), "-"],
+            ["dense binary codes, rescore 200", _lat(lat["dense_binary_rescore200"]), "-"],
+            [
+                "hybrid BM25 + dense p50 ms (recall@10 vs exact hybrid); LanceDB RRF",
+                _lat(lat["hybrid_default"]),
+                _lat(lq.get("hybrid_rrf")),
+            ],
+        ]
+        for name in FILTERS:
+            rows.append(
+                [
+                    f"filtered {name}: dense exact / default (recall); LanceDB exact / ANN",
+                    f"{_lat(lat[f'dense_filter_{name}_exact'])} / {_lat(lat[f'dense_filter_{name}'])}",
+                    f"{_lat(lq.get(f'filtered_{name}_exact'))} / {lance_ann(f'filtered_{name}_ann')}"
+                    if lance
+                    else "-",
+                ]
+            )
+            rows.append([f"filtered {name}: hybrid", _lat(lat[f"hybrid_filter_{name}"]), "-"])
+        rows = [[a, b, "-" if c in (None, False) else c] for a, b, c in rows]
+        out.append(
+            f"**{int(size):,} documents**\n\n"
+            + markdown_table(["", "granite-index", "LanceDB"], rows)
         )
-    headers = [
-        "docs",
-        "ingest docs/s",
-        "1k add s",
-        "1k delete s",
-        "open s",
-        "RSS open MiB",
-        "disk B/doc",
-        "bm25 p50 ms",
-        "dense exact p50 ms",
-        "dense default p50 ms (recall@10)",
-        "hybrid p50 ms (recall@10)",
-        "LanceDB",
-    ]
-    return markdown_table(headers, rows)
+    return "\n\n".join(out)
 
 
 def main() -> None:
@@ -288,6 +355,13 @@ def main() -> None:
         default=[],
         help="sizes at which to run the LanceDB anchor",
     )
+    ap.add_argument(
+        "--lancedb-hnsw-max",
+        type=int,
+        default=100_000,
+        help="largest size at which LanceDB also builds IVF_HNSW_SQ (slow to build)",
+    )
+    ap.add_argument("--keep", action="store_true", help="keep each size's collection on disk")
     args = ap.parse_args()
     out_file = RESULTS / "scale.json"
     results = json.loads(out_file.read_text()) if out_file.exists() else {}
@@ -299,9 +373,16 @@ def main() -> None:
             from benchmarks.scale_lancedb import run_lancedb
 
             results.setdefault("lancedb", {})[str(n)] = run_lancedb(
-                n, CACHE / f"scale-lancedb-{n}", n_queries=args.queries, batch=args.batch
+                n,
+                CACHE / f"scale-lancedb-{n}",
+                n_queries=args.queries,
+                batch=args.batch,
+                hnsw=n <= args.lancedb_hnsw_max,
             )
+            shutil.rmtree(CACHE / f"scale-lancedb-{n}", ignore_errors=True)
         write_results("scale", results)
+        if not args.keep:
+            shutil.rmtree(CACHE / f"scale-{n}", ignore_errors=True)
     print(table(results))
 
 

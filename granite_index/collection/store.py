@@ -318,12 +318,18 @@ class Store:
         fsync_dir(self.path)
 
     def compact_docs(self) -> int | None:
-        """Rewrite the Lance documents' small fragments into large ones (deleted rows dropped);
-        returns the new (uncommitted) Lance version. Call under the lock after
-        :meth:`begin_write`."""
+        """Rewrite the Lance documents' small fragments into large ones (deleted rows dropped)
+        and bring the B-tree index on ``_key`` up to date (made the first time); returns the new
+        (uncommitted) Lance version. Call under the lock after :meth:`begin_write`."""
         if self.manifest.lance_version is None:
             return None
         lance.dataset(self.path / DOCS).optimize.compact_files()
+        ds = lance.dataset(self.path / DOCS)
+        # a B-tree on _key: reading and deleting documents by key need not scan every row
+        if any(i.get("fields") == ["_key"] for i in ds.list_indices()):
+            ds.optimize.optimize_indices()
+        else:
+            ds.create_scalar_index("_key", "BTREE")
         return lance.dataset(self.path / DOCS).version
 
     def cleanup_docs(self) -> None:

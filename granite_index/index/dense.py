@@ -57,8 +57,10 @@ FORMAT_VERSION = 2
 #: kinds of earlier versions, read as today's
 _LEGACY_KINDS = {"ivfpq": "ivf"}
 _KINDS = ("auto", "flat", "ivf", "hnsw")
-#: a filtered search reads a segment's allowed rows alone when they are fewer than 1/8 of it
+#: a filtered search reads a segment's allowed rows alone (a gather) when they are fewer than
+#: 1/8 of it and at most GATHER_MAX; more are scanned (or probed) with the others masked
 GATHER_BELOW = 8
+GATHER_MAX = 32_768
 
 
 @dataclass(frozen=True)
@@ -450,7 +452,7 @@ class DenseIndex:
             rows = seg.rows_of(arr)
             rows = np.sort(rows[rows >= 0])
             keep = None
-            if len(rows) * GATHER_BELOW >= seg.n:
+            if len(rows) > min(seg.n // GATHER_BELOW, GATHER_MAX):
                 keep = np.zeros(seg.n, bool)
                 keep[rows] = True
             out.append((rows, keep))

@@ -111,6 +111,7 @@ class SparseIndex:
         self._lookup: KeyPositions | None = None
         self._version = 0  # bumped on every change; stamps PreparedQueries
         self._ascending = True  # keys ascend strictly with positions (a collection's do)
+        self._allow_cache: tuple[Any, int, np.ndarray] | None = None  # the last filter's mask
         # persistence of the per-position arrays (see save): chunks written so far, where
         self._chunks: list[dict[str, Any]] = []
         self._dead_chunks: list[str] = []
@@ -255,8 +256,20 @@ class SparseIndex:
             texts = [texts]
         return self.vocab.encode_texts(self.analyzer, texts, grow=grow)
 
-    def delete(self, keys: Any) -> None:
-        """Delete documents by key. Unknown or already deleted keys raise :class:`UnknownIdError`."""
+    def delete(self, keys: Any, *, terms: Any = None) -> None:
+        """Delete documents by key. Unknown or already deleted keys raise :class:`UnknownIdError`.
+
+        Parameters
+        ----------
+        keys : int64 array (n,)
+        terms : (indptr, indices, values) CSR, optional
+            BM25: the deleted documents' term counts, one row per key in the same order, as
+            :meth:`encode_texts` gives them for their texts. The document frequencies are then
+            lowered from these rows, a cost that follows the deleted documents; without them
+            the postings of every segment holding a deleted document are scanned. (An impact
+            index does not score with document frequencies and keeps them as counts of
+            postings ever added.)
+        """
         keys = np.asarray(keys, dtype=np.int64).ravel()
         if len(keys) == 0:
             return
@@ -266,13 +279,8 @@ class SparseIndex:
         missing = keys[pos < 0]
         if len(missing):
             raise UnknownIdError(f"keys not in the index: {preview(missing.tolist())}")
-        dying = np.zeros(self.n_positions, np.uint8)
-        dying[pos] = 1
-        for seg in self.segments:
-            if dying[seg.base : seg.base + seg.n_docs].any():
-                self.df[seg.term_ids] -= SK.dying_postings(
-                    seg.term_ptr, seg.post_doc, seg.base, dying
-                )
+        if self.weighting == "bm25":
+            self._lower_df(pos, terms)
         self.alive = np.array(self.alive)  # writable even if loaded read-only
         self.alive[pos] = 0
         self._pending_dead.append(pos.astype(np.int64))
@@ -284,6 +292,25 @@ class SparseIndex:
         self._changed()
         if self.n_positions and 1 - self.n_alive / self.n_positions > COMPACT_AT:
             self.compact()
+
+    def _lower_df(self, pos: np.ndarray, terms: Any) -> None:
+        """Document frequencies without the documents at positions ``pos`` (see delete)."""
+        if terms is not None:
+            indptr, indices, values = (np.asarray(a).ravel() for a in terms)
+            if len(indptr) != len(pos) + 1 or len(indices) != indptr[-1]:
+                raise ValueError(f"terms must hold one CSR row per deleted key ({len(pos)})")
+            present = np.asarray(indices[np.asarray(values) > 0], np.int64)  # once per row
+            if len(present) and (present.min() < 0 or present.max() >= len(self.df)):
+                raise ValueError("terms holds term ids this index has never seen")
+            np.subtract.at(self.df, present, 1)
+            return
+        dying = np.zeros(self.n_positions, np.uint8)
+        dying[pos] = 1
+        for seg in self.segments:
+            if dying[seg.base : seg.base + seg.n_docs].any():
+                self.df[seg.term_ids] -= SK.dying_postings(
+                    seg.term_ptr, seg.post_doc, seg.base, dying
+                )
 
     def compact(self) -> None:
         """Rewrite the index as one segment without deleted documents (positions renumbered)."""
@@ -323,6 +350,19 @@ class SparseIndex:
         for seg in self.segments:
             if seg.ready is not None:
                 seg.ready[:] = 0
+
+    def _allowed_mask(self, allow: Any) -> np.ndarray:
+        """uint8 (n_positions,): 1 at the live positions of the keys ``allow``. The last filter's
+        mask is kept (with the ``allow`` object, which a caller must not change in place) until
+        the index changes: a filter repeated across queries is resolved once."""
+        cached = self._allow_cache
+        if cached is not None and cached[0] is allow and cached[1] == self._version:
+            return cached[2]
+        mask = np.zeros(self.n_positions, np.uint8)
+        pos = self._positions(np.asarray(allow, dtype=np.int64).ravel())
+        mask[pos[pos >= 0]] = 1
+        self._allow_cache = (allow, self._version, mask)
+        return mask
 
     def _check_new_keys(self, keys: np.ndarray) -> None:
         if self._ascending and _extends(self.keys, keys):
@@ -495,10 +535,7 @@ class SparseIndex:
         kk = min(k, max(self.n_alive, 1))
         alive, masked = self.alive, self.n_alive < self.n_positions
         if allow is not None:
-            alive = np.zeros(self.n_positions, np.uint8)
-            pos = self._positions(np.asarray(allow, dtype=np.int64).ravel())
-            alive[pos[pos >= 0]] = 1
-            masked = True
+            alive, masked = self._allowed_mask(allow), True
         parts_s, parts_p = [], []
         for seg in self.segments:
             if oracle:

@@ -243,3 +243,22 @@ def test_dense_and_bm25_in_one_collection(tmp_path, tiny_encoder):
     assert col.modes == ["bm25", "dense", "hybrid"]
     assert col.search("rock", k=1, mode="bm25").doc_ids() == [["x"]]
     assert col.search("rock", k=2, mode="dense").ids.shape == (1, 2)
+
+
+def test_bm25_after_deletes_scores_as_a_collection_of_the_survivors(tmp_path):
+    texts = [f"river stone w{i % 5} bird{i % 4} tree w{i % 9}" for i in range(80)]
+    ids = [f"d{i}" for i in range(80)]
+    a = Collection.create(tmp_path / "a", dense=False, sparse="bm25")
+    a.add(ids[:40], texts[:40])
+    a.add(ids[40:], texts[40:])
+    gone = {f"d{i}" for i in range(0, 80, 3)}
+    a.delete(sorted(gone))
+    a.upsert(["d1"], ["river w2 bird3"])
+    keep = [i for i in range(80) if ids[i] not in gone]
+    b = Collection.create(tmp_path / "b", dense=False, sparse="bm25")
+    b.add([ids[i] for i in keep], [texts[i] for i in keep])
+    b.upsert(["d1"], ["river w2 bird3"])
+    for q in ("river w2", "bird3 tree", "w4 w8 stone"):
+        ra, rb = a.search(q, k=20), b.search(q, k=20)
+        np.testing.assert_allclose(ra.scores, rb.scores, rtol=1e-6)
+        assert sorted(map(sorted, ra.doc_ids())) == sorted(map(sorted, rb.doc_ids()))

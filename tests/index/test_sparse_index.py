@@ -444,3 +444,20 @@ def test_negative_query_weights_are_an_error():
     sp = pytest.importorskip("scipy.sparse")
     with pytest.raises(ValueError, match=">= 0"):
         idx.search(sp.csr_matrix(np.array([[-1.0]])), k=1)
+
+
+def test_delete_with_the_deleted_rows_terms_equals_the_postings_scan():
+    texts = [f"alpha beta w{i % 7} w{i % 3} gamma{i}" for i in range(60)]
+    a, b = SparseIndex.bm25("en"), SparseIndex.bm25("en")
+    for idx in (a, b):
+        idx.add_texts(list(range(30)), texts[:30])
+        idx.add_texts(list(range(30, 60)), texts[30:])
+    gone = [3, 31, 40, 59]
+    a.delete(gone)
+    b.delete(gone, terms=b.encode_texts([texts[i] for i in gone]))
+    np.testing.assert_array_equal(a.df, b.df)
+    np.testing.assert_array_equal(
+        a.search(["alpha w3"], k=20).ids, b.search(["alpha w3"], k=20).ids
+    )
+    with pytest.raises(ValueError, match="one CSR row per deleted key"):
+        b.delete([4], terms=b.encode_texts(["alpha", "beta"]))
