@@ -11,7 +11,8 @@ Measured per size, in this order, one process (open and RSS in fresh subprocesse
 
 1. Bulk ingest: ``Collection.add`` of ``--batch`` documents at a time (the corpus is generated
    outside the timing): docs/s. Then ``optimize()`` once (timed apart: merges the segments and
-   builds the IVF lists over them).
+   builds the IVF lists over them), up to ``--optimize-max`` documents; past it the segments the
+   bulk adds made (each with its own IVF lists) are searched as they are.
 2. Commits: ``--repeats`` adds of 1,000 new documents, then as many deletes of 1,000 random
    existing ids (each one commit, fsynced): median and max seconds.
 3. Open (``Collection.open`` in a fresh process, median of 3) and VmRSS after open and after
@@ -51,6 +52,8 @@ from benchmarks.scale_lancedb import K, _disk, _latency, _recall
 
 N_CHANGE = 1_000
 FILTERS = {"1%": "bucket < 1", "10%": "bucket < 10", "50%": "bucket < 50"}
+#: largest collection whose vectors the int8 / binary comparison copies into memory
+CODES_MAX = 2_000_000
 
 _PROBE = r"""
 import json, sys, time
@@ -104,7 +107,9 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def build(path: Path, corpus: ScaleCorpus, n_docs: int, batch: int) -> dict[str, Any]:
+def build(
+    path: Path, corpus: ScaleCorpus, n_docs: int, batch: int, optimize: bool = True
+) -> dict[str, Any]:
     from granite_index import Collection
     from granite_index.collection.spec import Bm25Spec, DenseSpec
     from tests.hashing import HashingEncoder
@@ -118,12 +123,12 @@ def build(path: Path, corpus: ScaleCorpus, n_docs: int, batch: int) -> dict[str,
         meta = [{"bucket": i % 100} for i in ids]
         add_s += _timed(lambda: col.add(ids, texts, meta, vectors=vecs))  # noqa: B023
         print(f"  added {start + len(ids):,} ({add_s:.1f} s)", flush=True)
-    optimize_s = _timed(col.optimize)
+    optimize_s = _timed(col.optimize) if optimize else None
     return {
         "col": col,
         "ingest_docs_per_s": round(n_docs / add_s, 1),
         "ingest_s": round(add_s, 2),
-        "optimize_s": round(optimize_s, 2),
+        "optimize_s": None if optimize_s is None else round(optimize_s, 2),
         "text_bytes": text_bytes,
     }
 
@@ -180,6 +185,8 @@ def latencies(col, corpus: ScaleCorpus, n_queries: int) -> dict[str, Any]:
         out[a]["recall_at_10"] = _recall(f_approx, f_exact)
         h = f"hybrid_filter_{name}"
         out[h], _ = run(mode="hybrid", where=where)
+    if len(col) > CODES_MAX:  # the standalone copy below holds every vector in memory
+        return out
     # quantised codes: a standalone index on the collection's vectors (same data)
     dense = col.dense_index
     keys = dense.ids
@@ -217,11 +224,14 @@ def run_size(n_docs: int, args) -> dict[str, Any]:
     corpus = ScaleCorpus()
     path = CACHE / f"scale-{n_docs}"
     print(f"granite-index, {n_docs:,} documents", flush=True)
-    built = build(path, corpus, n_docs, args.batch)
+    optimize = n_docs <= args.optimize_max
+    built = build(path, corpus, n_docs, args.batch, optimize)
     col = built.pop("col")
     result: dict[str, Any] = {"n_docs": n_docs, **built}
     result["commits"] = commits(col, corpus, n_docs, args.repeats)
-    col.optimize()
+    if optimize:
+        col.optimize()
+    result["segments"] = {"dense": len(col.dense_index.segments)}
     result["disk"] = disk(col, built["text_bytes"], len(col), corpus.dim)
     qtexts, qvecs, _ = corpus.queries(args.queries)
     qfile = CACHE / "scale-queries"
@@ -315,8 +325,8 @@ def table(results: dict[str, Any]) -> str:
                 f"{_lat(lat['dense_ivf_nprobe8'])} / {_lat(lat['dense_ivf_nprobe48'])}",
                 "-",
             ],
-            ["dense int8 codes, rescore 100", _lat(lat["dense_int8_rescore100"]), "-"],
-            ["dense binary codes, rescore 200", _lat(lat["dense_binary_rescore200"]), "-"],
+            ["dense int8 codes, rescore 100", _lat(lat.get("dense_int8_rescore100")), "-"],
+            ["dense binary codes, rescore 200", _lat(lat.get("dense_binary_rescore200")), "-"],
             [
                 "hybrid BM25 + dense p50 ms (recall@10 vs exact hybrid); LanceDB RRF",
                 _lat(lat["hybrid_default"]),
@@ -362,6 +372,13 @@ def main() -> None:
         help="largest size at which LanceDB also builds IVF_HNSW_SQ (slow to build)",
     )
     ap.add_argument("--keep", action="store_true", help="keep each size's collection on disk")
+    ap.add_argument(
+        "--optimize-max",
+        type=int,
+        default=2_000_000,
+        help="largest size at which the collection is optimize()d after ingest (past it, the "
+        "segments bulk adds made are searched as they are)",
+    )
     args = ap.parse_args()
     out_file = RESULTS / "scale.json"
     results = json.loads(out_file.read_text()) if out_file.exists() else {}

@@ -46,6 +46,7 @@ from granite_index.index.dense_segment import (
     DenseSegment,
     Quantization,
     build_segment,
+    inner_products,
     merge_segments,
 )
 from granite_index.types import SearchResult, empty_result
@@ -139,6 +140,7 @@ class DenseIndex:
         self._gpu: Any = None
         self._version = 0  # bumped on every change
         self._allowed: tuple[Any, int, list[Any]] | None = None  # the last filter's rows
+        self._ivf_table: tuple[list[int], np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ properties
     def __len__(self) -> int:
@@ -296,6 +298,7 @@ class DenseIndex:
     def _changed(self) -> None:
         self._version += 1
         self._allowed = None
+        self._ivf_table = None
         self._gpu = None
         live = {s.name for s in self.segments}
         self._hnsw = {k: v for k, v in self._hnsw.items() if k in live}
@@ -384,7 +387,18 @@ class DenseIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         c = self.config
         parts_s, parts_k = [], []
-        for seg in self.segments:
+        joint: list[int] = []
+        if approx and c.kind in ("ivf", "auto"):
+            joint = [i for i, seg in enumerate(self.segments) if seg.has_ivf]
+            if len(joint) >= 2:  # lists chosen across segments (see _probe_jointly)
+                for i, (s, r) in zip(joint, self._probe_jointly(queries, k, joint, nprobe)):
+                    parts_s.append(s)
+                    parts_k.append(_keys_of(self.segments[i], r))
+            else:
+                joint = []
+        for i, seg in enumerate(self.segments):
+            if i in joint:
+                continue
             kk = min(k, seg.n)
             if not approx:
                 s, r = seg.scan(queries, kk)
@@ -399,6 +413,29 @@ class DenseIndex:
             parts_s.append(s)
             parts_k.append(np.where(r >= 0, np.asarray(seg.keys)[np.maximum(r, 0)], -1))
         return _merge_parts(parts_s, parts_k, k)
+
+    def _probe_jointly(
+        self, queries: np.ndarray, k: int, which: list[int], nprobe: int | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """IVF search of several segments as one: each query takes the
+        ``nprobe * ceil(sqrt(segments))`` lists nearest to it among all their lists, wherever
+        they are, and scans them (a segment none of whose lists is near gets no probe). With
+        one segment that is ``nprobe`` lists; with many, far fewer scans than ``nprobe`` each.
+        """
+        table = self._ivf_table
+        if table is None or table[0] != which:
+            cents = [np.asarray(self.segments[i].centroids) for i in which]
+            seg_of = np.concatenate([np.full(len(c), j) for j, c in enumerate(cents)])
+            list_of = np.concatenate([np.arange(len(c)) for c in cents])
+            table = self._ivf_table = (which, np.concatenate(cents), seg_of, list_of)
+        _, cents, seg_of, list_of = table
+        budget = min((nprobe or self.config.nprobe) * int(np.ceil(np.sqrt(len(which)))), len(cents))
+        best = np.argpartition(-inner_products(queries, cents), budget - 1, axis=1)[:, :budget]
+        out = []
+        for j, i in enumerate(which):
+            lists = [list_of[b[seg_of[b] == j]] for b in best]
+            out.append(self.segments[i].probe_lists(queries, lists, min(k, self.segments[i].n)))
+        return out
 
     def _search_allowed(
         self,
@@ -648,6 +685,10 @@ class DenseIndex:
             if s["dead"]:
                 out.add(f"{s['name']}/{s['dead']}")
         return out
+
+
+def _keys_of(seg: DenseSegment, rows: np.ndarray) -> np.ndarray:
+    return np.where(rows >= 0, np.asarray(seg.keys)[np.maximum(rows, 0)], -1)
 
 
 def _merge_parts(

@@ -178,20 +178,31 @@ class DenseSegment:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows among the ``nprobe`` nearest IVF lists of each query (exact scores;
         among ``keep`` when given)."""
-        assert self.centroids is not None and self.list_ptr is not None
+        assert self.centroids is not None
         nprobe = min(nprobe, len(self.centroids))
         cs = inner_products(queries, self.centroids)
         best = np.argpartition(-cs, nprobe - 1, axis=1)[:, :nprobe]
+        return self.probe_lists(queries, list(best), k, keep)
+
+    def probe_lists(
+        self,
+        queries: np.ndarray,
+        lists: list[np.ndarray],
+        k: int,
+        keep: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` rows among IVF lists ``lists[i]`` for query ``i`` (exact scores)."""
+        assert self.list_ptr is not None
         ptr = self.list_ptr
         mask = self.blocked(keep)
         out_s = np.full((len(queries), k), -np.inf, np.float32)
         out_r = np.full((len(queries), k), -1, np.int64)
         for qi in range(len(queries)):
-            lists = np.sort(best[qi])  # contiguous reads in file order
-            starts, ends = ptr[lists], ptr[lists + 1]
-            rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
-            if not len(rows):
+            chosen = np.sort(np.asarray(lists[qi], np.int64))  # contiguous reads in file order
+            starts, ends = ptr[chosen], ptr[chosen + 1]
+            if not len(chosen) or not (ends > starts).any():
                 continue
+            rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
             scores = np.concatenate(
                 [self.vectors[a:b] @ queries[qi] for a, b in zip(starts, ends) if b > a]
             ).astype(np.float32)

@@ -328,3 +328,27 @@ def test_maintain_merges_small_runs_and_mostly_deleted_segments_only():
     idx.delete(np.arange(0, 300))  # 75 % of the large segment
     idx.maintain()
     assert idx.segments[0].name != big and idx.n_stored == len(idx) == 220
+
+
+def test_ivf_over_many_segments_probes_them_jointly():
+    """Segments past ivf_min each get lists; a search picks the nearest lists across all of
+    them, with recall like one segment's, and every probe budget is exact at the top."""
+    x, q = clustered(6000, 32, seed=4), clustered(40, 32, seed=5)
+    ids = np.arange(6000, dtype=np.int64)
+    idx = DenseIndex(32, "ivf", device="cpu", ivf_min=1000, merge_max=10)
+    for start in range(0, 6000, 1500):
+        idx.add(ids[start : start + 1500], x[start : start + 1500])
+    assert len(idx.segments) == 4 and all(s.has_ivf for s in idx.segments)
+    want, _ = exact_knn(ids, x, q, 10)
+    assert recall_at_10(idx.search(q, 10).ids, want) >= 0.9
+    lists = sum(len(s.centroids) for s in idx.segments)
+    np.testing.assert_array_equal(idx.search(q, 10, nprobe=lists).ids, want)
+    one = DenseIndex(32, "ivf", device="cpu", ivf_min=1000)
+    one.add(ids, x)
+    assert (
+        abs(
+            recall_at_10(idx.search(q, 10, nprobe=4).ids, want)
+            - recall_at_10(one.search(q, 10, nprobe=8).ids, want)
+        )
+        < 0.15
+    )
