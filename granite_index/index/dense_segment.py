@@ -346,6 +346,21 @@ def _same_dir(a: Path, b: Path) -> bool:
     return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
 
 
+def hnsw_graph(seg: DenseSegment, dim: int, m: int, ef_construction: int) -> faiss.Index:
+    """The FAISS HNSW graph of a segment: read from its folder, else built (and kept there)."""
+    file = None if seg.saved_in is None else seg.saved_in / seg.name / "hnsw.faiss"
+    if file is not None and file.exists():
+        return faiss.read_index(str(file))
+    graph = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = ef_construction
+    graph.add(np.ascontiguousarray(seg.vectors))
+    if file is not None:
+        tmp = file.with_name(".tmp-hnsw.faiss")
+        faiss.write_index(graph, str(tmp))
+        os.replace(tmp, file)
+    return graph
+
+
 # ---------------------------------------------------------------------- building
 def build_segment(
     keys: np.ndarray,
