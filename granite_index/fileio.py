@@ -68,26 +68,45 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_tree(root: Path, newer_than: float | None = None) -> int:
+def fsync_tree(
+    root: Path, newer_than: float | None = None, synced: dict[str, int] | None = None
+) -> int:
     """fsync every file below ``root`` (only those modified at or after ``newer_than``, a
     ``time.time()`` value, when given), then ``root`` and every folder below it (those modified
     since ``newer_than``: a new name changes its folder's time); returns the files synced. A
-    commit calls it on what it wrote before the manifest that names it."""
-    root = Path(root)
-    if not root.exists():
+    commit calls it on what it wrote before the manifest that names it.
+
+    ``synced`` (path → modification time in ns) remembers what was synced: a file or folder
+    synced before and not modified since is skipped, so the margin ``newer_than`` leaves for
+    coarse file times does not sync the files of recent commits again and again.
+    """
+    root_s = os.fspath(root)
+    if not os.path.exists(root_s):
         return 0
+    cutoff = None if newer_than is None else newer_than * 1e9
     n = 0
-    folders = [root]
-    for dirpath, dirnames, filenames in os.walk(root):
-        folders.extend(Path(dirpath) / d for d in dirnames)
+
+    def fresh(path: str, st: os.stat_result) -> bool:
+        if cutoff is not None and st.st_mtime_ns < cutoff:
+            return False
+        return synced is None or synced.get(path) != st.st_mtime_ns
+
+    folders: list[tuple[str, os.stat_result]] = []
+    for dirpath, _, filenames in os.walk(root_s):
+        folders.append((dirpath, os.stat(dirpath)))
         for name in filenames:
-            file = Path(dirpath) / name
-            if newer_than is not None and file.stat().st_mtime < newer_than:
+            file = os.path.join(dirpath, name)
+            st = os.stat(file)
+            if not fresh(file, st):
                 continue
             with open(file, "rb") as fh:
                 os.fsync(fh.fileno())
+            if synced is not None:
+                synced[file] = st.st_mtime_ns
             n += 1
-    for folder in folders:
-        if newer_than is None or folder == root or folder.stat().st_mtime >= newer_than:
-            fsync_dir(folder)
+    for folder, st in folders:
+        if folder == root_s or fresh(folder, st):
+            fsync_dir(Path(folder))
+            if synced is not None:
+                synced[folder] = st.st_mtime_ns
     return n

@@ -116,6 +116,7 @@ class Store:
     def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path = path
         self.manifest = manifest
+        self._synced: dict[str, int] = {}  # files and folders fsynced, by mtime (see sync)
 
     # ------------------------------------------------------------------ create / open
     @classmethod
@@ -309,12 +310,15 @@ class Store:
         files written since ``since``, a ``time.time()`` value) and the folders naming them. Call
         before :meth:`commit`: the manifest then names only files that reached the disk."""
         margin = since - 2.0  # file times may be coarser than the clock
+        synced = self._synced
+        if len(synced) > 4096:  # entries older than the margin are never looked at again
+            self._synced = synced = {k: t for k, t in synced.items() if t >= margin * 1e9}
         for folder in (DENSE, IDS, *SPARSE_DIRS.values()):
             if (self.path / folder).exists():
                 fsync_tree(self.path / folder / f"{commit:08d}")
-                fsync_tree(self.path / folder / "segments", newer_than=margin)
+                fsync_tree(self.path / folder / "segments", newer_than=margin, synced=synced)
                 fsync_dir(self.path / folder)
-        fsync_tree(self.path / DOCS, newer_than=margin)
+        fsync_tree(self.path / DOCS, newer_than=margin, synced=synced)
         fsync_dir(self.path)
 
     def compact_docs(self) -> int | None:
