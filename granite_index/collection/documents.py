@@ -64,10 +64,11 @@ def typed_columns(records: list[dict | None], schema: pa.Schema | None) -> dict[
     """Metadata fields as typed Arrow columns, so that filters can read them.
 
     ``schema`` is the documents' dataset schema: its fields beyond the reserved ones are the
-    typed metadata columns, filled from ``records`` (null where a record lacks the field). Without
-    a schema (the first documents written), the columns are inferred from ``records`` when they
-    are uniform: fields of scalar type (numbers, booleans, strings, dates, times) become columns;
-    other fields, and every field when the records disagree on a type, stay in the JSON only.
+    typed metadata columns, filled from ``records`` (null where a record lacks the field; a field
+    the schema lacks stays in the JSON only). Without a schema (the collection's first add), the
+    columns are inferred from ``records`` when they are uniform: fields of scalar type (numbers,
+    booleans, strings, dates, times) become columns; other fields, and every field when the
+    records disagree on a type, stay in the JSON only.
     """
     if schema is not None:
         out = {}

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: seconds a write waits for another writer's lock by default
 LOCK_TIMEOUT = 60.0
+#: what ``rows_by_key`` gives for no documents (deleted texts, read back for BM25)
 _NO_ROWS = pa.table({"_key": pa.array([], pa.int64()), "text": pa.array([], pa.string())})
 #: writes after which a write runs :meth:`Writing.optimize` (small commits pile up fragments)
 AUTO_OPTIMIZE_WRITES = 256
