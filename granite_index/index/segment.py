@@ -76,7 +76,9 @@ class Segment:
         return sum(getattr(self, a).nbytes for a in SEG_ARRAYS)
 
     def save(self, folder: Path) -> None:
-        """Write ``folder/<name>/`` once (segments never change; an existing folder is kept)."""
+        """Write ``folder/<name>/`` once (segments never change; an existing folder is kept),
+        then read the postings from there, memory-mapped: a writer does not keep every
+        segment it wrote in memory."""
         final = folder / self.name
         if final.exists():
             return
@@ -87,6 +89,8 @@ class Segment:
         for a in SEG_ARRAYS:
             np.save(tmp / f"{a}.npy", getattr(self, a))
         os.replace(tmp, final)
+        for a in SEG_ARRAYS:
+            setattr(self, a, np.load(final / f"{a}.npy", mmap_mode="r"))
 
     @classmethod
     def load(cls, folder: Path, meta: dict[str, Any], mmap: bool) -> Segment:
