@@ -328,8 +328,13 @@ class Store:
         if self.manifest.lance_version is None:
             return None
         lance.dataset(self.path / DOCS).optimize.compact_files()
+        return self.index_keys()
+
+    def index_keys(self) -> int:
+        """Bring the B-tree index on ``_key`` up to date, made the first time (reading and
+        deleting documents by key then need not scan every row); returns the new (uncommitted)
+        Lance version. Call under the lock."""
         ds = lance.dataset(self.path / DOCS)
-        # a B-tree on _key: reading and deleting documents by key need not scan every row
         if any(i.get("fields") == ["_key"] for i in ds.list_indices()):
             ds.optimize.optimize_indices()
         else:

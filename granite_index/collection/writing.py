@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # pragma: no cover
 LOCK_TIMEOUT = 60.0
 #: what ``rows_by_key`` gives for no documents (deleted texts, read back for BM25)
 _NO_ROWS = pa.table({"_key": pa.array([], pa.int64()), "text": pa.array([], pa.string())})
+#: documents from which an add also brings the Lance index on ``_key`` up to date
+KEY_INDEX_ROWS = 50_000
 #: writes after which a write runs :meth:`Writing.optimize` (small commits pile up fragments)
 AUTO_OPTIMIZE_WRITES = 256
 
@@ -268,6 +270,8 @@ class Writing:
             typed = typed_columns(new.records, schema)
             table = docs_table(keys, new.ids, new.texts, new.meta, stored, new.id_type, typed)
             lance_version = self._store.append_docs(table)
+            if n_new >= KEY_INDEX_ROWS:  # a bulk add: index its keys now, not at the next pass
+                lance_version = self._store.index_keys()
             self._add_to_indexes(keys, new)
             self._ids.add(new.ids, keys, new.id_type)
         writes = int(m.extra.get("writes_since_optimize", 0)) + 1

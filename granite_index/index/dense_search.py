@@ -16,10 +16,12 @@ from granite_index.index.dense_segment import DenseSegment, hnsw_graph, inner_pr
 from granite_index.types import SearchResult, empty_result
 from granite_index.validate import check_k, check_matrix, preview
 
-#: a filtered search reads a segment's allowed rows alone (a gather) when they are fewer than
-#: 1/8 of it and at most GATHER_MAX; more are scanned (or probed) with the others masked
+#: a filtered search reads a segment's allowed rows alone (a gather, exact) when they are fewer
+#: than 1/8 of it and at most GATHER_MAX; more are scanned with the others masked. An IVF
+#: segment searched approximately is probed (others masked) unless they are under 1/64 of it.
 GATHER_BELOW = 8
 GATHER_MAX = 32_768
+GATHER_BELOW_IVF = 64
 
 
 class DenseSearching:
@@ -133,12 +135,18 @@ class DenseSearching:
         return _merge_parts(parts_s, parts_k, k)
 
     def _probe_jointly(
-        self, queries: np.ndarray, k: int, which: list[int], nprobe: int | None
+        self,
+        queries: np.ndarray,
+        k: int,
+        which: list[int],
+        nprobe: int | None,
+        keeps: list[np.ndarray | None] | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """IVF search of several segments as one: each query takes the
         ``nprobe * ceil(sqrt(segments))`` lists nearest to it among all their lists, wherever
         they are, and scans them (a segment none of whose lists is near gets no probe). With
         one segment that is ``nprobe`` lists; with many, far fewer scans than ``nprobe`` each.
+        ``keeps[j]``: the rows segment ``which[j]`` may return (a filter), or None.
         """
         table = self._ivf_table
         if table is None or table[0] != which:
@@ -147,12 +155,15 @@ class DenseSearching:
             list_of = np.concatenate([np.arange(len(c)) for c in cents])
             table = self._ivf_table = (which, np.concatenate(cents), seg_of, list_of)
         _, cents, seg_of, list_of = table
-        budget = min((nprobe or self.config.nprobe) * int(np.ceil(np.sqrt(len(which)))), len(cents))
+        budget = (nprobe or self.config.nprobe) * int(np.ceil(np.sqrt(len(which))))
+        budget = min(budget, len(cents))
         best = np.argpartition(-inner_products(queries, cents), budget - 1, axis=1)[:, :budget]
         out = []
         for j, i in enumerate(which):
             lists = [list_of[b[seg_of[b] == j]] for b in best]
-            out.append(self.segments[i].probe_lists(queries, lists, min(k, self.segments[i].n)))
+            keep = None if keeps is None else keeps[j]
+            seg = self.segments[i]
+            out.append(seg.probe_lists(queries, lists, min(k, seg.n), keep))
         return out
 
     def _search_allowed(
@@ -164,38 +175,51 @@ class DenseSearching:
         nprobe: int | None,
         rescore: int | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k among the ids ``allow`` (sorted int64): few allowed rows of a segment are
-        read alone; many are scanned (or probed, when approximate) with the others masked, and
-        a query that finds fewer than the allowed rows and k is answered exactly."""
+        """Top-k among the ids ``allow``. Per segment: few allowed rows are read alone (exact);
+        more are scanned with the others masked (exact), or, when approximate, probed (IVF
+        segments together, as :meth:`_probe_jointly`) or code-scanned with them masked. A query
+        that finds fewer than min(k, allowed ids) is answered again exactly."""
         c = self.config
         parts_s, parts_k = [], []
-        for seg, (rows, keep) in zip(self.segments, self._allowed_rows(allow)):
+        joint, keeps = [], []
+        n_allowed = 0
+        for i, (seg, plan) in enumerate(zip(self.segments, self._allowed_rows(allow))):
+            rows = plan[0]
             if not len(rows):
                 continue
+            n_allowed += len(rows)
             kk = min(k, len(rows))
-            if keep is None:
+            if approx and seg.has_ivf and len(rows) * GATHER_BELOW_IVF >= seg.n:
+                joint.append(i)
+                keeps.append(_keep_mask(plan, seg.n))
+                continue
+            if len(rows) <= min(seg.n // GATHER_BELOW, GATHER_MAX):
                 s, r = seg.gather_scan(queries, kk, rows)
+            elif approx and seg.codes is not None and not seg.has_ivf:
+                s, r = seg.code_scan(queries, kk, rescore or c.rescore, _keep_mask(plan, seg.n))
             else:
-                if approx and seg.has_ivf:
-                    s, r = seg.probe(queries, kk, nprobe or c.nprobe, keep)
-                elif approx and seg.codes is not None:
-                    s, r = seg.code_scan(queries, kk, rescore or c.rescore, keep)
-                else:
-                    s, r = seg.scan(queries, kk, keep)
-                short = np.flatnonzero((r >= 0).sum(axis=1) < kk)
-                if len(short):
-                    s[short], r[short] = seg.scan(queries[short], kk, keep)
+                s, r = seg.scan(queries, kk, _keep_mask(plan, seg.n))
             parts_s.append(s)
-            parts_k.append(np.where(r >= 0, np.asarray(seg.keys)[np.maximum(r, 0)], -1))
+            parts_k.append(_keys_of(seg, r))
+        if joint:
+            for i, (s, r) in zip(joint, self._probe_jointly(queries, k, joint, nprobe, keeps)):
+                parts_s.append(s)
+                parts_k.append(_keys_of(self.segments[i], r))
         if not parts_s:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        return _merge_parts(parts_s, parts_k, k)
+        s, key = _merge_parts(parts_s, parts_k, k)
+        if approx:
+            short = np.flatnonzero((key >= 0).sum(axis=1) < min(k, n_allowed))
+            if len(short):
+                s2, k2 = self._search_allowed(queries[short], k, allow, False, None, None)
+                s[short, : s2.shape[1]], key[short, : k2.shape[1]] = s2, k2
+        return s, key
 
-    def _allowed_rows(self, allow: Any) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """Per segment, the live rows of the ids ``allow`` (sorted) and, when they are many,
-        their bool mask. The last filter's are kept (with the ``allow`` object itself, which a
-        caller must not change in place) until the index changes: a filter repeated across
-        queries is resolved once."""
+    def _allowed_rows(self, allow: Any) -> list[list[Any]]:
+        """Per segment, ``[rows, mask]``: the live rows of the ids ``allow`` (sorted) and a slot
+        for their bool mask (made when a search needs it, :func:`_keep_mask`). The last
+        filter's are kept (with the ``allow`` object itself, which a caller must not change in
+        place) until the index changes: a filter repeated across queries is resolved once."""
         cached = self._allowed
         if cached is not None and cached[0] is allow and cached[1] == self._version:
             return cached[2]
@@ -205,12 +229,7 @@ class DenseSearching:
         out = []
         for seg in self.segments:
             rows = seg.rows_of(arr)
-            rows = np.sort(rows[rows >= 0])
-            keep = None
-            if len(rows) > min(seg.n // GATHER_BELOW, GATHER_MAX):
-                keep = np.zeros(seg.n, bool)
-                keep[rows] = True
-            out.append((rows, keep))
+            out.append([np.sort(rows[rows >= 0]), None])
         self._allowed = (allow, self._version, out)
         return out
 
@@ -361,3 +380,12 @@ def _merge_parts(
         return all_s, all_k
     s, p = topk_rows(np.ascontiguousarray(all_s), k)
     return s, np.where(p >= 0, np.take_along_axis(all_k, np.maximum(p, 0), axis=1), -1)
+
+
+def _keep_mask(plan: list[Any], n: int) -> np.ndarray:
+    """The bool mask (n,) of a segment's allowed rows ``plan[0]``, made once (``plan[1]``)."""
+    if plan[1] is None:
+        keep = np.zeros(n, bool)
+        keep[plan[0]] = True
+        plan[1] = keep
+    return plan[1]

@@ -262,3 +262,20 @@ def test_bm25_after_deletes_scores_as_a_collection_of_the_survivors(tmp_path):
         ra, rb = a.search(q, k=20), b.search(q, k=20)
         np.testing.assert_allclose(ra.scores, rb.scores, rtol=1e-6)
         assert sorted(map(sorted, ra.doc_ids())) == sorted(map(sorted, rb.doc_ids()))
+
+
+def test_a_bulk_add_indexes_the_keys_and_deletes_read_through_it(tmp_path, monkeypatch):
+    import lance
+
+    from granite_index.collection import writing
+
+    monkeypatch.setattr(writing, "KEY_INDEX_ROWS", 5)
+    col = Collection.create(tmp_path / "c", dense=False, sparse="bm25")
+    col.add([f"d{i}" for i in range(8)], [f"word{i} shared text" for i in range(8)])
+    indices = lance.dataset(tmp_path / "c" / "docs.lance").list_indices()
+    assert [i["fields"] for i in indices] == [["_key"]]
+    col.add(["x"], ["shared"])  # a small add: not indexed until the next pass, still found
+    col.delete(["d3", "x"])
+    assert len(col) == 7 and col.search("word3", k=3).doc_ids() == [[]]
+    again = Collection.open(tmp_path / "c")
+    assert again.get(["d4"]).column("text")[0].as_py() == "word4 shared text"

@@ -352,3 +352,23 @@ def test_ivf_over_many_segments_probes_them_jointly():
         )
         < 0.15
     )
+
+
+@pytest.mark.parametrize("share", [0.004, 0.1, 0.5])
+def test_filtered_search_over_many_ivf_segments(share):
+    """allow= keeps only allowed ids, always gives min(k, allowed) hits, and the approximate
+    path (joint probes with masks, exact fallback) agrees with the exact one."""
+    x, q = clustered(6000, 32, seed=6), clustered(30, 32, seed=7)
+    ids = np.arange(6000, dtype=np.int64)
+    idx = DenseIndex(32, "ivf", device="cpu", ivf_min=1000, merge_max=10, nprobe=4)
+    for start in range(0, 6000, 1500):
+        idx.add(ids[start : start + 1500], x[start : start + 1500])
+    rng = np.random.default_rng(8)
+    allow = np.sort(rng.choice(ids, int(6000 * share), replace=False))
+    exact = idx.search(q, 10, allow=allow, exact=True)
+    approx = idx.search(q, 10, allow=allow)
+    want, _ = exact_knn(allow, x[allow], q, 10)
+    np.testing.assert_array_equal(exact.ids[:, : want.shape[1]], want)
+    assert np.isin(approx.ids[approx.ids >= 0], allow).all()
+    assert ((approx.ids >= 0).sum(axis=1) == min(10, len(allow))).all()
+    assert recall_at_10(approx.ids, exact.ids) >= 0.9
