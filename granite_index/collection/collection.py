@@ -325,6 +325,30 @@ class Collection(Writing, Searching):
     def __len__(self) -> int:
         return len(self._ids)
 
+    def add_from(
+        self,
+        source: Any,
+        *,
+        batch_size: int = 10_000,
+        show_progress: bool = True,
+        **fields: Any,
+    ) -> int:
+        """Stream a corpus into the collection without holding it: the documents of ``source``
+        the collection lacks, ``batch_size`` per commit, with a progress bar. Calling it again
+        after an interruption adds only what is missing.
+
+        ``source`` is a ``.jsonl`` (or ``.jsonl.gz``) file, a BEIR folder, a ``.parquet`` file
+        or folder, a Lance dataset, a pyarrow table / record batch / reader / dataset, a pandas
+        DataFrame, or an iterable of dicts or of ``Batch``; ``fields`` name its columns
+        (``id_field``, ``text_field``, ``title_field``, ``vector_field``, ``metadata_fields``;
+        see :func:`~granite_index.collection.sources.read_batches`). Returns the documents added.
+        """
+        from granite_index.collection.ingest import add_source
+
+        return add_source(
+            self, source, batch_size=batch_size, show_progress=show_progress, **fields
+        )
+
     def count(self, where: str | None = None) -> int:
         """Documents in the collection, or those matching the filter ``where`` (Lance SQL over
         the documents' columns, as in :meth:`search`)."""

@@ -127,7 +127,8 @@ def test_dense_and_bm25_search_like_a_plain_add(tmp_path):
     path = _jsonl(tmp_path / "docs.jsonl", RECORDS)
     specs = [DenseSpec(encoder=HashingEncoder()), Bm25Spec("en")]
     col = Collection.create(tmp_path / "a", specs)
-    assert add_source(col, path, batch_size=4, show_progress=False) == len(DOCS)
+    assert col.add_from(path, batch_size=4, show_progress=False) == len(DOCS)
+    assert col.add_from(path, batch_size=4, show_progress=False) == 0  # all there: resumes
     ref = Collection.create(tmp_path / "b", specs)
     ref.add(IDS, [_text(r) for r in RECORDS], [_meta(r) for r in RECORDS])
     for mode in ("dense", "bm25", "hybrid"):
