@@ -347,17 +347,27 @@ def _same_dir(a: Path, b: Path) -> bool:
 
 
 def hnsw_graph(seg: DenseSegment, dim: int, m: int, ef_construction: int) -> faiss.Index:
-    """The FAISS HNSW graph of a segment: read from its folder, else built (and kept there)."""
+    """The FAISS HNSW graph of a segment, built on its first approximate search and kept in
+    its folder as a cache (``hnsw.faiss``): later handles and processes read it. Writing the
+    cache is best effort (a unique temporary name, then a rename; a folder a writer removed
+    meanwhile, or a read-only one, only means the graph is built again next time); the segment's
+    own files never change."""
     file = None if seg.saved_in is None else seg.saved_in / seg.name / "hnsw.faiss"
     if file is not None and file.exists():
-        return faiss.read_index(str(file))
+        try:
+            return faiss.read_index(str(file))
+        except RuntimeError:  # a torn cache file (power loss): build it again
+            pass
     graph = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
     graph.hnsw.efConstruction = ef_construction
     graph.add(np.ascontiguousarray(seg.vectors))
     if file is not None:
-        tmp = file.with_name(".tmp-hnsw.faiss")
-        faiss.write_index(graph, str(tmp))
-        os.replace(tmp, file)
+        tmp = file.with_name(f".tmp-hnsw-{uuid.uuid4().hex[:12]}.faiss")
+        try:
+            faiss.write_index(graph, str(tmp))
+            os.replace(tmp, file)
+        except (OSError, RuntimeError):
+            tmp.unlink(missing_ok=True)
     return graph
 
 
