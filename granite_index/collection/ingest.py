@@ -11,21 +11,28 @@ encoded-dataset loader of :mod:`granite_index.jobs` all run through it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
 from granite_index.collection.batch import Batch
 from granite_index.collection.sources import count_rows, read_batches
 
-if TYPE_CHECKING:  # pragma: no cover
-    from granite_index.collection.collection import Collection
+
+class IngestTarget(Protocol):
+    """What the ingest loop needs of a :class:`~granite_index.collection.Collection` (named
+    here, not imported: the collection imports this module for ``add_from``)."""
+
+    def __contains__(self, doc_id: Any) -> bool: ...
+
+    def add(self, ids: Any, texts: Any = None, metadata: Any = None, **kwargs: Any) -> None: ...
+
 
 __all__ = ["Batch", "add_source", "index_corpus", "ingest"]
 
 
 def ingest(
-    collection: Collection,
+    collection: IngestTarget,
     batches: Iterable[Batch],
     *,
     total: int | None = None,
@@ -77,7 +84,7 @@ def ingest(
 
 
 def index_corpus(
-    collection: Collection,
+    collection: IngestTarget,
     ids: Sequence[Any],
     texts: Sequence[str],
     metadata: Sequence[dict | None] | None = None,
@@ -110,7 +117,7 @@ def index_corpus(
 
 
 def add_source(
-    collection: Collection,
+    collection: IngestTarget,
     source: Any,
     *,
     batch_size: int = 10_000,
