@@ -31,8 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from granite_index.index.idmap import IdMap
 
 Mode = Literal["dense", "bm25", "sparse", "hybrid"]
-#: filters (their matching keys) a handle keeps per commit
+#: filters (their matching keys) a handle keeps per commit, and the most keys they may hold
+#: together (8 bytes each: 256 MB)
 FILTER_CACHE = 8
+FILTER_CACHE_KEYS = 1 << 25
 
 
 def check_offset(offset: Any) -> int:
@@ -147,8 +149,8 @@ class Searching:
 
     def _allowed_keys(self, where: str | None) -> np.ndarray | None:
         """The keys of the documents matching ``where`` (sorted int64), None without a filter.
-        The last few filters are cached per commit (a filter repeated across queries is read
-        once)."""
+        The last few filters are cached per commit, up to :data:`FILTER_CACHE_KEYS` keys in
+        all (a filter repeated across queries is read once)."""
         if where is None:
             return None
         if not isinstance(where, str) or not where.strip():
@@ -170,8 +172,13 @@ class Searching:
                     f"bad filter where={where!r}: {exc}. Columns you can filter on: {columns}"
                 ) from exc
             keys = np.sort(table.column("_key").to_numpy())
-        if len(cache) >= FILTER_CACHE:
-            cache.pop(next(iter(cache)))
+        if len(keys) > FILTER_CACHE_KEYS:
+            return keys  # too big to keep: read again by the next search
+        while cache and (
+            len(cache) >= FILTER_CACHE
+            or sum(len(v) for v in cache.values()) + len(keys) > FILTER_CACHE_KEYS
+        ):
+            cache.pop(next(iter(cache)))  # the oldest first
         cache[(commit, where)] = keys
         return keys
 

@@ -109,3 +109,20 @@ def test_a_filter_sees_new_commits(col):
     assert before.doc_ids() == [[]]
     col.add(["new"], ["fish fish"], [{"year": 1999, "lang": "en", "tags": {"a": 0}}])
     assert col.search("fish", k=5, mode="bm25", where="year = 1999").doc_ids() == [["new"]]
+
+
+def test_filters_beyond_the_cache_bound_stay_exact(col, monkeypatch):
+    from granite_index.collection import searching
+
+    monkeypatch.setattr(searching, "FILTER_CACHE_KEYS", 50)
+    year = lambda d: int(d[1:]) % 25 + 2000  # noqa: E731
+    checks = {
+        "year >= 2010": lambda d: year(d) >= 2010,  # 180 matches: never kept
+        "lang = 'de'": lambda d: int(d[1:]) % 3 == 0,  # 100: never kept
+        "year < 2003": lambda d: year(d) < 2003,  # 36: kept, then pushed out
+    }
+    full = col.search("cat river", k=300, mode="bm25").doc_ids()[0]
+    for where in [*checks, "year >= 2010", "year < 2003"]:
+        got = col.search("cat river", k=300, mode="bm25", where=where).doc_ids()[0]
+        assert got == [d for d in full if checks[where](d)]
+        assert col.count(where) == sum(checks[where](f"d{i}") for i in range(300))
