@@ -93,7 +93,7 @@ class Searching:
             an equal-weight convex combination of min-max normalised scores.
         depth : int, optional
             Hybrid: candidates taken from each leg (default max(k, 100)). Scores a leg did not
-            return for another leg's candidates are looked up (exact for every leg but IVF-PQ).
+            return for another leg's candidates are looked up (exact for every leg).
         threads : int, optional
             Sparse legs: threads for a batch of queries (default: all cores).
         where : str, optional

@@ -7,8 +7,11 @@ Modules
 - :mod:`~granite_index.index.segment`: immutable postings segments and the merge policy.
 - :mod:`~granite_index.index.queries`: the sparse index's query input (CSR checks, prepared
   queries).
-- :mod:`~granite_index.index.dense`: :class:`DenseIndex` (FAISS flat / HNSW / IVF-PQ, deletes,
-  score lookup, one-product scan for hybrid search).
+- :mod:`~granite_index.index.dense`: :class:`DenseIndex` (append-only segments, deletes, merge
+  policy, save / load); :mod:`~granite_index.index.dense_search` its search verbs (exact, IVF
+  across segments, HNSW, int8 / binary codes with rescoring, filters, score lookup, the
+  one-product scan for hybrid search); :mod:`~granite_index.index.dense_segment` one segment.
+- :mod:`~granite_index.index.idmap`: a collection's id ↔ key map, in memory-mapped segments.
 - :mod:`~granite_index.index.gpu`: exact flat search on a GPU (faiss-gpu, else torch).
 - :mod:`~granite_index.index.positions`: the sorted key → position lookup both indexes use.
 - :mod:`~granite_index.index.pages`: releasing a memory map's resident pages.
@@ -27,6 +30,7 @@ from typing import Any
 _EXPORTS = {
     "DenseIndex": "granite_index.index.dense",
     "DenseIndexConfig": "granite_index.index.dense",
+    "IdMap": "granite_index.index.idmap",
     "PreparedQueries": "granite_index.index.sparse",
     "SparseIndex": "granite_index.index.sparse",
 }
