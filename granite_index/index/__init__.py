@@ -15,6 +15,8 @@ Modules
 - :mod:`~granite_index.index.gpu`: exact flat search on a GPU (faiss-gpu, else torch).
 - :mod:`~granite_index.index.positions`: the sorted key → position lookup both indexes use.
 - :mod:`~granite_index.index.pages`: releasing a memory map's resident pages.
+- :mod:`~granite_index.index.listing`: what the segmented indexes share on disk (deletion files,
+  a commit's listing of segments, folder identity).
 
 Imports: :mod:`granite_index._kernels`, the BM25 analyzer of :mod:`granite_index.encoders`, and the
 shared :mod:`granite_index.types`, ``errors``, ``validate``; never torch (except the optional GPU

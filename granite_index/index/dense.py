@@ -47,6 +47,7 @@ from granite_index.index.dense_segment import (
     build_segment,
     merge_segments,
 )
+from granite_index.index.listing import listed_files
 from granite_index.validate import check_matrix, preview
 
 IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
@@ -360,15 +361,7 @@ class DenseIndex(DenseSearching):
     def segment_files(path: str | os.PathLike[str]) -> set[str]:
         """Files of the segments folder that the index saved at ``path`` uses (segment folder
         names and ``<segment>/<deletion file>``)."""
-        file = Path(path) / "index.json"
-        if not file.exists():
-            return set()
-        out: set[str] = set()
-        for s in json.loads(file.read_text())["segments"]:
-            out.add(s["name"])
-            if s["dead"]:
-                out.add(f"{s['name']}/{s['dead']}")
-        return out
+        return listed_files(path)
 
 
 def _load_v1(path: Path, device: Device) -> DenseIndex:

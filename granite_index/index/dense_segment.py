@@ -30,6 +30,7 @@ import faiss
 import numpy as np
 
 from granite_index._kernels.topk import topk_rows
+from granite_index.index.listing import dead_mask, same_dir, write_deletions
 
 Quantization = Literal["none", "int8", "binary"]
 #: score-matrix cells computed at once while scanning (bounds the temporary memory)
@@ -85,9 +86,7 @@ class DenseSegment:
         if not self.n_dead:
             return None
         if self._mask is None:
-            mask = np.zeros(self.n, bool)
-            mask[self.dead_rows] = True
-            self._mask = mask
+            self._mask = dead_mask(self.n, self.dead_rows)
         return self._mask
 
     def blocked(self, keep: np.ndarray | None) -> np.ndarray | None:
@@ -273,7 +272,7 @@ class DenseSegment:
         """Write the segment's arrays into ``segments_dir/<name>`` (tmp + rename), then its
         deletions when there are any; memory-maps the written arrays."""
         final = segments_dir / self.name
-        if self.saved_in is None or not _same_dir(self.saved_in, segments_dir):
+        if self.saved_in is None or not same_dir(self.saved_in, segments_dir):
             segments_dir.mkdir(parents=True, exist_ok=True)
             tmp = segments_dir / f".tmp-{self.name}"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -302,11 +301,7 @@ class DenseSegment:
             )
             self.saved_in = Path(segments_dir)
         if self.n_dead and self.dead_file is None:
-            name = f"dead-{uuid.uuid4().hex[:12]}.npy"
-            tmp = final / f".tmp-{name}"
-            np.save(tmp, self.dead_rows)
-            os.replace(tmp, final / name)
-            self.dead_file = name
+            self.dead_file = write_deletions(final, self.dead_rows)
 
     @classmethod
     def load(cls, segments_dir: Path, name: str, dead_file: str | None = None) -> DenseSegment:
@@ -340,10 +335,6 @@ class DenseSegment:
         if self.dead_file:
             out.add(f"{self.name}/{self.dead_file}")
         return out
-
-
-def _same_dir(a: Path, b: Path) -> bool:
-    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
 
 
 def hnsw_graph(seg: DenseSegment, dim: int, m: int, ef_construction: int) -> faiss.Index:

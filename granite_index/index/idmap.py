@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from granite_index.index.listing import dead_mask, listed_files, same_dir, write_deletions
+
 FORMAT_VERSION = 1
 #: rows up to which segments merge as documents are added
 MERGE_MAX = 1 << 17
@@ -75,8 +77,7 @@ class IdSegment:
         if not len(self.dead_rows):
             return None
         if self._dead is None:
-            self._dead = np.zeros(self.n, bool)
-            self._dead[self.dead_rows] = True
+            self._dead = dead_mask(self.n, self.dead_rows)
         return self._dead
 
     def id_at(self, rows: np.ndarray) -> list[Any]:
@@ -133,7 +134,7 @@ class IdSegment:
     # ------------------------------------------------------------------ persistence
     def save(self, segments_dir: Path, id_type: str) -> None:
         final = segments_dir / self.name
-        if self.saved_in is None or not _same_dir(self.saved_in, segments_dir):
+        if self.saved_in is None or not same_dir(self.saved_in, segments_dir):
             segments_dir.mkdir(parents=True, exist_ok=True)
             tmp = segments_dir / f".tmp-{self.name}"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -155,10 +156,7 @@ class IdSegment:
             self.hashes, self.hash_rows = loaded.hashes, loaded.hash_rows
             self.saved_in = Path(segments_dir)
         if len(self.dead_rows) and self.dead_file is None:
-            name = f"dead-{uuid.uuid4().hex[:12]}.npy"
-            np.save(final / f".tmp-{name}", self.dead_rows)
-            os.replace(final / f".tmp-{name}", final / name)
-            self.dead_file = name
+            self.dead_file = write_deletions(final, self.dead_rows)
 
     @classmethod
     def load(cls, segments_dir: Path, name: str, dead_file: str | None) -> IdSegment:
@@ -179,10 +177,6 @@ class IdSegment:
             dead_file,
             Path(segments_dir),
         )
-
-
-def _same_dir(a: Path, b: Path) -> bool:
-    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
 
 
 def _segment(keys: np.ndarray, ids: list[Any], id_type: str) -> IdSegment:
@@ -322,15 +316,7 @@ class IdMap:
     @staticmethod
     def segment_files(path: str | os.PathLike[str]) -> set[str]:
         """Files of the segments folder the map saved at ``path`` uses (see DenseIndex)."""
-        file = Path(path) / "index.json"
-        if not file.exists():
-            return set()
-        out: set[str] = set()
-        for s in json.loads(file.read_text())["segments"]:
-            out.add(s["name"])
-            if s["dead"]:
-                out.add(f"{s['name']}/{s['dead']}")
-        return out
+        return listed_files(path)
 
 
 def _of_type(value: Any, id_type: str) -> bool:

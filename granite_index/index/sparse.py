@@ -46,6 +46,7 @@ from granite_index._kernels import segments as SK
 from granite_index._kernels import sparse_scoring as K
 from granite_index.encoders.analyzer import Analyzer, Vocabulary
 from granite_index.errors import DuplicateIdError, FormatVersionError, UnknownIdError
+from granite_index.index.listing import same_dir
 from granite_index.index.positions import KeyPositions
 from granite_index.index.queries import PreparedQueries, ptr_from_mask, query_csr
 from granite_index.index.segment import Segment, merge_all, merge_tail, segment_names
@@ -600,7 +601,7 @@ class SparseIndex:
         a chunk of ``keys`` / ``dl`` for the new positions, a chunk of the newly deleted
         positions. Chunks are written once and shared by later saves (a commit costs its change);
         after a compaction, or into another folder, everything is written anew."""
-        if self._chunk_dir is None or not _same_dir(self._chunk_dir, seg_dir):
+        if self._chunk_dir is None or not same_dir(self._chunk_dir, seg_dir):
             self._chunks, self._dead_chunks = [], []
             dead = np.flatnonzero(np.asarray(self.alive) == 0)
             self._pending_dead = [dead] if len(dead) else []
@@ -680,10 +681,6 @@ def _extends(keys: np.ndarray, new: np.ndarray) -> bool:
     if len(new) and len(keys) and new[0] <= keys[-1]:
         return False
     return bool(np.all(new[1:] > new[:-1]))
-
-
-def _same_dir(a: Path, b: Path) -> bool:
-    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
 
 
 def _write_arrays(folder: Path, **arrays: np.ndarray) -> None:
