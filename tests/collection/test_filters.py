@@ -30,7 +30,7 @@ def col(tmp_path):
     return c
 
 
-def _year(c: Collection, doc_id: str) -> int:
+def _year(doc_id: str) -> int:
     return int(doc_id[1:]) % 25 + 2000
 
 
@@ -41,8 +41,8 @@ def test_filter_equals_brute_force_over_the_matching_documents(col, mode):
     got = col.search(queries, k=10, mode=mode, where=where)
     full = col.search(queries, k=300, mode=mode, depth=300 if mode == "hybrid" else None)
     for row, full_row, scores in zip(got.doc_ids(), full.doc_ids(), got.scores):
-        match = [d for d in full_row if _year(col, d) >= 2020 and int(d[1:]) % 3]
-        assert all(_year(col, d) >= 2020 and int(d[1:]) % 3 for d in row)
+        match = [d for d in full_row if _year(d) >= 2020 and int(d[1:]) % 3]
+        assert all(_year(d) >= 2020 and int(d[1:]) % 3 for d in row)
         if mode == "hybrid":  # fusion normalises over the lists it gets: check membership only
             assert len(row) == min(10, len(match))
         else:
@@ -115,11 +115,10 @@ def test_filters_beyond_the_cache_bound_stay_exact(col, monkeypatch):
     from granite_index.collection import searching
 
     monkeypatch.setattr(searching, "FILTER_CACHE_KEYS", 50)
-    year = lambda d: int(d[1:]) % 25 + 2000  # noqa: E731
     checks = {
-        "year >= 2010": lambda d: year(d) >= 2010,  # 180 matches: never kept
+        "year >= 2010": lambda d: _year(d) >= 2010,  # 180 matches: never kept
         "lang = 'de'": lambda d: int(d[1:]) % 3 == 0,  # 100: never kept
-        "year < 2003": lambda d: year(d) < 2003,  # 36: kept, then pushed out
+        "year < 2003": lambda d: _year(d) < 2003,  # 36: kept, then pushed out
     }
     full = col.search("cat river", k=300, mode="bm25").doc_ids()[0]
     for where in [*checks, "year >= 2010", "year < 2003"]:
