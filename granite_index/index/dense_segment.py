@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -115,24 +115,7 @@ class DenseSegment:
     def with_dead(self, rows: np.ndarray) -> DenseSegment:
         """A copy of this segment with ``rows`` also deleted (unsaved deletions)."""
         dead = np.union1d(self.dead_rows, rows).astype(np.int64)
-        return DenseSegment(
-            self.name,
-            self.keys,
-            self.vectors,
-            self.order,
-            self.sorted_keys,
-            self.centroids,
-            self.list_ptr,
-            self.codes,
-            self.quantization,
-            self.code_scale,
-            dead,
-            None,
-            self.saved_in,
-            None,
-            self._binary,
-            self._sq,
-        )
+        return replace(self, dead_rows=dead, dead_file=None, _mask=None)
 
     def live_rows(self) -> np.ndarray:
         mask = self.dead_mask()

@@ -23,7 +23,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +122,7 @@ class IdSegment:
 
     def with_dead(self, rows: np.ndarray) -> IdSegment:
         dead = np.union1d(self.dead_rows, rows).astype(np.int64)
-        return IdSegment(
-            self.name, self.keys, self.ids, self.hashes, self.hash_rows, dead, None, self.saved_in
-        )
+        return replace(self, dead_rows=dead, dead_file=None, _dead=None)
 
     def live(self) -> tuple[np.ndarray, list[Any]]:
         mask = self.dead_mask()
