@@ -12,16 +12,20 @@ Measured per size, in this order, one process (open and RSS in fresh subprocesse
 1. Bulk ingest: ``Collection.add`` of ``--batch`` documents at a time (the corpus is generated
    outside the timing): docs/s. Then ``optimize()`` once (timed apart: merges the segments and
    builds the IVF lists over them), up to ``--optimize-max`` documents; past it the segments the
-   bulk adds made (each with its own IVF lists) are searched as they are.
+   bulk adds made (each with its own IVF lists) are searched as they are. No other process
+   reads the collection, so the benchmark sets the reader grace to 0: Lance versions replaced
+   by compaction are removed at once, and disk figures count what the collection holds.
 2. Commits: ``--repeats`` adds of 1,000 new documents, then as many deletes of 1,000 random
    existing ids (each one commit, fsynced): median and max seconds.
 3. Open (``Collection.open`` in a fresh process, median of 3) and VmRSS after open and after
-   1,000 queries (hybrid BM25 + dense, one at a time); bytes on disk per document, against
+   1,000 queries (hybrid BM25 + dense, one at a time; also after import alone, and so what
+   opening adds); bytes on disk per document, against
    (vector bytes + text bytes + BM25 postings x 8 bytes).
 4. Latency, one query at a time, ``--queries`` queries, k = 10: p50 / p99 ms per mode: ``bm25``;
    ``dense`` exact and approximate (IVF, the collection's own default switch) with recall@10
-   against exact; a standalone :class:`DenseIndex` on the same vectors with ``int8`` and
-   ``binary`` codes (rescored) and recall@10; ``hybrid`` (BM25 + dense, default fusion) exact and
+   against exact; standalone :class:`DenseIndex` indexes on the same vectors (up to ``CODES_MAX``
+   documents): ``hnsw`` (graph build timed on the first search; ``ef_search`` 128 and 32) and
+   ``int8`` and ``binary`` codes (rescored), each with recall@10; ``hybrid`` (BM25 + dense, default fusion) exact and
    approximate, recall@10 of approximate against exact hybrid; filtered dense and hybrid search at
    1 %, 10 % and 50 % selectivity (``bucket < 1 / 10 / 50``) with recall@10 against exact filtered
    results and the fraction of queries with fewer than k hits.
@@ -111,6 +115,7 @@ def build(
     path: Path, corpus: ScaleCorpus, n_docs: int, batch: int, optimize: bool = True
 ) -> dict[str, Any]:
     from granite_index import Collection
+    from granite_index.collection import store
     from granite_index.collection.spec import Bm25Spec, DenseSpec
     from tests.hashing import HashingEncoder
 
@@ -123,6 +128,9 @@ def build(
         meta = [{"bucket": i % 100} for i in ids]
         add_s += _timed(lambda: col.add(ids, texts, meta, vectors=vecs))  # noqa: B023
         print(f"  added {start + len(ids):,} ({add_s:.1f} s)", flush=True)
+    # No reader is open: old Lance versions go at once (no reader grace), so that disk figures
+    # count what the collection holds, not the versions a compaction has just replaced.
+    store.READER_GRACE_SECONDS = 0.0
     optimize_s = _timed(col.optimize) if optimize else None
     return {
         "col": col,
@@ -192,6 +200,22 @@ def latencies(col, corpus: ScaleCorpus, n_queries: int) -> dict[str, Any]:
     keys = dense.ids
     all_vecs = dense.vectors(keys)
     want = [keys[np.argsort(-(all_vecs @ v))[:K]].tolist() for v in vecs]
+    # HNSW: a standalone index of kind "hnsw" (one segment; its graph is built by the first
+    # search, timed as build_s), at the default beam and a narrow one
+    idx = DenseIndex(corpus.dim, "hnsw", device="cpu", ivf_min=1)
+    idx.add(keys, all_vecs)
+    build_s = _timed(lambda: idx.search(vecs[0], K))
+    for ef in (idx.config.ef_search, 32):
+        name = f"dense_hnsw_ef{ef}"
+        out[name], got = _latency(
+            lambda i: idx.search(vecs[i], K, ef_search=ef).ids[0].tolist(),  # noqa: B023
+            n_queries,
+        )
+        out[name]["recall_at_10"] = _recall(got, want)
+        out[name]["build_s"] = round(build_s, 2)
+        out[name]["m"] = idx.config.hnsw_m
+        out[name]["ef_construction"] = idx.config.ef_construction
+    del idx
     for quant, rescore in (("int8", 100), ("binary", 200)):
         idx = DenseIndex(corpus.dim, "ivf", device="cpu", quantization=quant, ivf_min=10**12)
         t0 = time.perf_counter()
@@ -292,16 +316,26 @@ def table(results: dict[str, Any]) -> str:
                 lance and lance["maintenance"]["add_1000_s"],
             ],
             [
+                "add 1,000 docs, then all indexes up to date, s (LanceDB: add + optimize)",
+                r["commits"]["add_1000_s"]["median"],
+                lance
+                and round(
+                    lance["maintenance"]["add_1000_s"] + lance["maintenance"]["optimize_s"], 3
+                ),
+            ],
+            [
                 "delete 1,000 ids, s: median / max",
                 f"{r['commits']['delete_1000_s']['median']} / {r['commits']['delete_1000_s']['max']}",
                 lance and lance["maintenance"]["delete_1000_s"],
             ],
             ["open, s", r["open_s"], lance and lance["open"]["open_s_median_of_3"]],
             [
-                "RSS after open, MiB (after import)",
-                f"{r['rss_mib']['after_open']} ({r['rss_mib']['after_import']})",
+                "RSS after open, MiB (after import; added by open)",
+                f"{r['rss_mib']['after_open']} ({r['rss_mib']['after_import']}; "
+                f"{round(r['rss_mib']['after_open'] - r['rss_mib']['after_import'], 1)})",
                 lance
-                and f"{lance['rss']['after_open_mib']} ({lance['rss']['after_import_lancedb_mib']})",
+                and f"{lance['rss']['after_open_mib']} ({lance['rss']['after_import_lancedb_mib']}; "
+                f"{round(lance['rss']['after_open_mib'] - lance['rss']['after_import_lancedb_mib'], 1)})",
             ],
             [
                 "RSS after 1,000 queries, MiB (anonymous)",
@@ -323,6 +357,11 @@ def table(results: dict[str, Any]) -> str:
             [
                 "dense IVF nprobe 8 / 48",
                 f"{_lat(lat['dense_ivf_nprobe8'])} / {_lat(lat['dense_ivf_nprobe48'])}",
+                "-",
+            ],
+            [
+                "dense HNSW (M 32), ef_search 128 / 32",
+                f"{_lat(lat.get('dense_hnsw_ef128'))} / {_lat(lat.get('dense_hnsw_ef32'))}",
                 "-",
             ],
             ["dense int8 codes, rescore 100", _lat(lat.get("dense_int8_rescore100")), "-"],

@@ -408,14 +408,24 @@ class Vocabulary:
                 raise TypeError(f"texts[{i}] must be str; got {type(t).__name__}")
         if self._words is None or self._words.analyzer is not analyzer:
             self._words = _WordIds(analyzer, self)
-        lookup = self._words.__getitem__ if grow else self._words.known
+        memo = self._words
         words = analyzer.words
         lens: list[int] = []
         ids: list[int] = []
-        for t in texts:
-            row = words(t)
-            ids.extend(map(lookup, row))
-            lens.append(len(row))
+        if grow:
+            for t in texts:
+                row = words(t)
+                ids.extend(map(memo.__getitem__, row))
+                lens.append(len(row))
+        else:  # words seen before are one C-level lookup; only the others go through known()
+            get, known = memo.get, memo.known
+            for t in texts:
+                row = words(t)
+                got = list(map(get, row))
+                if None in got:
+                    got = [known(w) if g is None else g for g, w in zip(got, row)]
+                ids.extend(got)
+                lens.append(len(row))
         flat = np.array(ids, dtype=np.int64)
         keep = flat >= 0  # stop words and (without grow) unknown terms are dropped
         if not keep.all():
