@@ -131,15 +131,20 @@ def has_repeats(term_ptr, post_doc):
 
 
 @njit(cache=True, nogil=True)
-def dying_postings(term_ptr, post_doc, base, dying):
-    """Per term of a segment: how many of its postings belong to documents in ``dying``."""
-    out = np.zeros(len(term_ptr) - 1, dtype=np.int64)
-    for i in range(len(term_ptr) - 1):
+def dead_postings(terms, term_ids, term_ptr, post_doc, base, alive):
+    """Per term of ``terms``: how many of its postings in a segment (``term_ids`` sorted,
+    ``term_ptr``, ``post_doc`` relative to position ``base``) belong to deleted documents
+    (``alive[position] == 0``)."""
+    out = np.zeros(len(terms), dtype=np.int64)
+    for j in range(len(terms)):
+        i = np.searchsorted(term_ids, terms[j])
+        if i == len(term_ids) or term_ids[i] != terms[j]:
+            continue
         c = 0
         for p in range(term_ptr[i], term_ptr[i + 1]):
-            if dying[base + post_doc[p]]:
+            if alive[base + post_doc[p]] == 0:
                 c += 1
-        out[i] = c
+        out[j] = c
     return out
 
 

@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from granite_index.collection.documents import (
     docs_table,
     metadata_json,
     metadata_records,
-    rows_by_key,
     split_table,
     typed_columns,
 )
@@ -42,8 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: seconds a write waits for another writer's lock by default
 LOCK_TIMEOUT = 60.0
-#: what ``rows_by_key`` gives for no documents (deleted texts, read back for BM25)
-_NO_ROWS = pa.table({"_key": pa.array([], pa.int64()), "text": pa.array([], pa.string())})
 #: documents from which an add also brings the Lance index on ``_key`` up to date
 KEY_INDEX_ROWS = 50_000
 #: writes after which a write runs :meth:`Writing.optimize` (small commits pile up fragments)
@@ -249,18 +245,10 @@ class Writing:
         self._store.begin_write()
         lance_version = m.lance_version
         if dead:
-            # BM25 lowers its document frequencies from the deleted texts, analysed again
-            # (a cost that follows the deleted documents, not the postings)
-            terms = None
-            if self._bm25 is not None:
-                texts = rows_by_key(self._store.docs(), dead, ["_key", "text"], _NO_ROWS)
-                terms = self._bm25.encode_texts(texts.column("text").to_pylist())
             lance_version = self._store.delete_docs(dead)
-            for index in (self._dense, self._splade):
+            for index in (self._dense, self._splade, self._bm25):
                 if index is not None:
                     index.delete(dead)
-            if self._bm25 is not None:
-                self._bm25.delete(dead, terms=terms)
             self._ids.delete_keys(np.asarray(dead, np.int64))
         n_new = 0 if new is None else len(new.ids)
         if new is not None:

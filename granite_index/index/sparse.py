@@ -11,9 +11,12 @@ segment's first position) and a float32 weight (term frequency or impact).
 - ``add`` builds one new segment; adjacent segments are merged like a binary counter (a segment is
   merged into its predecessor when the predecessor is not bigger), so there are at most
   log2(n) segments and every posting is rewritten O(log n) times. Merging drops deleted postings.
-- ``delete`` clears ``alive`` bits and updates document frequencies; past :data:`COMPACT_AT` dead
-  positions the index is rewritten without them.
-- BM25 statistics (N, df, avgdl) are global and exact at all times: the postings keep tf, and
+- ``delete`` clears ``alive`` bits (its cost follows the deleted documents); past
+  :data:`COMPACT_AT` dead positions the index is rewritten without them.
+- BM25 statistics (N, df, avgdl) are global and exact at all times. ``df`` counts the postings in
+  the segments, deleted documents' included until a merge drops them; a query term's live
+  document frequency subtracts its postings of deleted documents, counted on the term's first
+  use after a change and kept until the next one. The postings keep tf, and
   ``tf / (tf + norm)`` is cached in memory per segment, filled per query term on first use and
   dropped on any change, so after any sequence of adds and deletes the scores equal (bit for bit)
   those of an index built from scratch on the surviving documents.
@@ -54,7 +57,8 @@ from granite_index.types import SearchResult
 from granite_index.validate import check_k, check_queries, is_text_list, preview
 
 Weighting = Literal["bm25", "impact"]
-FORMAT_VERSION = 1
+#: 2: no ``df.npy`` (document frequencies are counted from the segments at load)
+FORMAT_VERSION = 2
 #: fraction of dead positions past which ``delete`` compacts the index
 COMPACT_AT = 0.5
 
@@ -105,7 +109,9 @@ class SparseIndex:
         self.keys = np.zeros(0, np.int64)
         self.dl = np.zeros(0, np.float32)
         self.alive = np.zeros(0, np.uint8)
-        self.df = np.zeros(0, np.int64)
+        self.df = np.zeros(0, np.int64)  # postings per term in the segments (see module docs)
+        self._dead_df: dict[int, int] = {}  # term → its postings of deleted documents
+        self._dead_segs: list[Segment] | None = None  # segments holding deleted documents
         self.n_alive = 0
         self.total_len = 0.0
         self._norm: np.ndarray | None = None
@@ -235,12 +241,14 @@ class SparseIndex:
         self.alive = np.concatenate([self.alive, np.ones(n, np.uint8)])
         if len(self.df) < n_vocab:
             self.df = np.concatenate([self.df, np.zeros(n_vocab - len(self.df), np.int64)])
-        self.df[term_ids] += np.diff(term_ptr)
         self.n_alive += n
         self.total_len += float(dl.sum(dtype=np.float64))
+        before = list(self.segments)
         self.segments.append(seg)
-        self._changed()
         merge_tail(self.segments, self.alive)
+        # a merge drops deleted documents' postings; a new segment alone holds none
+        self._changed(dead=len(self.segments) != len(before) + 1)
+        self._count_postings(before)
 
     def add_texts(self, keys: Any, texts: Any) -> None:
         """Analyse ``texts`` with the index's analyzer and add them (see :meth:`add`)."""
@@ -257,19 +265,16 @@ class SparseIndex:
             texts = [texts]
         return self.vocab.encode_texts(self.analyzer, texts, grow=grow)
 
-    def delete(self, keys: Any, *, terms: Any = None) -> None:
+    def delete(self, keys: Any) -> None:
         """Delete documents by key. Unknown or already deleted keys raise :class:`UnknownIdError`.
+
+        The cost follows the deleted documents: their postings stay in the segments until a
+        merge drops them, and BM25's document frequencies subtract them per query term (see
+        the module docs).
 
         Parameters
         ----------
         keys : int64 array (n,)
-        terms : (indptr, indices, values) CSR, optional
-            BM25: the deleted documents' term counts, one row per key in the same order, as
-            :meth:`encode_texts` gives them for their texts. The document frequencies are then
-            lowered from these rows, a cost that follows the deleted documents; without them
-            the postings of every segment holding a deleted document are scanned. (An impact
-            index does not score with document frequencies and keeps them as counts of
-            postings ever added.)
         """
         keys = np.asarray(keys, dtype=np.int64).ravel()
         if len(keys) == 0:
@@ -280,8 +285,6 @@ class SparseIndex:
         missing = keys[pos < 0]
         if len(missing):
             raise UnknownIdError(f"keys not in the index: {preview(missing.tolist())}")
-        if self.weighting == "bm25":
-            self._lower_df(pos, terms)
         self.alive = np.array(self.alive)  # writable even if loaded read-only
         self.alive[pos] = 0
         self._pending_dead.append(pos.astype(np.int64))
@@ -289,29 +292,49 @@ class SparseIndex:
         self.total_len -= float(self.dl[pos].sum(dtype=np.float64))
         if self.n_alive == 0:
             self.total_len = 0.0
+        before = self.segments
         self.segments = [s for s in self.segments if self.alive[s.base : s.base + s.n_docs].any()]
+        self._count_postings(before)
         self._changed()
         if self.n_positions and 1 - self.n_alive / self.n_positions > COMPACT_AT:
             self.compact()
 
-    def _lower_df(self, pos: np.ndarray, terms: Any) -> None:
-        """Document frequencies without the documents at positions ``pos`` (see delete)."""
-        if terms is not None:
-            indptr, indices, values = (np.asarray(a).ravel() for a in terms)
-            if len(indptr) != len(pos) + 1 or len(indices) != indptr[-1]:
-                raise ValueError(f"terms must hold one CSR row per deleted key ({len(pos)})")
-            present = np.asarray(indices[np.asarray(values) > 0], np.int64)  # once per row
-            if len(present) and (present.min() < 0 or present.max() >= len(self.df)):
-                raise ValueError("terms holds term ids this index has never seen")
-            np.subtract.at(self.df, present, 1)
-            return
-        dying = np.zeros(self.n_positions, np.uint8)
-        dying[pos] = 1
+    def _count_postings(self, before: list[Segment]) -> None:
+        """Keep ``df`` (postings per term in the segments) up to date after the segments went
+        from ``before`` to ``self.segments``: a cost that follows the segments that changed."""
+        now = {s.name for s in self.segments}
+        was = {s.name for s in before}
+        for seg in before:
+            if seg.name not in now:
+                self.df[seg.term_ids] -= np.diff(seg.term_ptr)
         for seg in self.segments:
-            if dying[seg.base : seg.base + seg.n_docs].any():
-                self.df[seg.term_ids] -= SK.dying_postings(
-                    seg.term_ptr, seg.post_doc, seg.base, dying
+            if seg.name not in was:
+                self.df[seg.term_ids] += np.diff(seg.term_ptr)
+
+    def _dead_postings(self, terms: np.ndarray) -> np.ndarray:
+        """Per term id (each < ``len(df)``): its postings of deleted documents still in the
+        segments; counted on first need after a change (a read of the term's postings), then
+        kept until the next change."""
+        out = np.zeros(len(terms), np.int64)
+        if self.n_alive == self.n_positions or len(terms) == 0:
+            return out  # nothing deleted
+        if self._dead_segs is None:
+            alive = self.alive
+            self._dead_segs = [
+                s for s in self.segments if not alive[s.base : s.base + s.n_docs].all()
+            ]
+        cache = self._dead_df
+        need = np.unique(np.asarray([t for t in terms.tolist() if t not in cache], np.int64))
+        if len(need) and self._dead_segs:
+            counts = np.zeros(len(need), np.int64)
+            for seg in self._dead_segs:
+                counts += SK.dead_postings(
+                    need, seg.term_ids, seg.term_ptr, seg.post_doc, np.int64(seg.base), self.alive
                 )
+            cache.update(zip(need.tolist(), counts.tolist()))
+        elif len(need):
+            cache.update(dict.fromkeys(need.tolist(), 0))
+        return np.fromiter(map(cache.__getitem__, terms.tolist()), np.int64, len(terms))
 
     def compact(self) -> None:
         """Rewrite the index as one segment without deleted documents (positions renumbered)."""
@@ -335,7 +358,8 @@ class SparseIndex:
         self.keys = self.keys[keep]
         self.dl = self.dl[keep]
         self.alive = np.ones(self.n_alive, np.uint8)
-        self.segments = segments
+        before, self.segments = self.segments, segments
+        self._count_postings(before)
         self._chunk_dir = None  # positions renumbered: the next save writes them anew
         self._changed()
 
@@ -343,8 +367,11 @@ class SparseIndex:
         """Merge everything into one segment and drop deleted documents (fastest search)."""
         self.compact()
 
-    def _changed(self) -> None:
-        """Statistics changed: the BM25 norm and every segment's BM25 cache are stale."""
+    def _changed(self, *, dead: bool = True) -> None:
+        """Statistics changed: the BM25 norm and every segment's BM25 cache are stale; with
+        ``dead``, so are the counts of deleted documents' postings."""
+        if dead:
+            self._dead_df, self._dead_segs = {}, None
         self._version = self._version + 1
         self._norm = None
         self._lookup = None
@@ -395,7 +422,8 @@ class SparseIndex:
         term_ids = np.asarray(term_ids, dtype=np.int64)
         df = np.zeros(len(term_ids), np.float64)
         inside = term_ids < len(self.df)
-        df[inside] = self.df[term_ids[inside]]
+        known = term_ids[inside]
+        df[inside] = self.df[known] - self._dead_postings(known)
         n = self.n_alive
         idf = np.log1p((n - df + 0.5) / (df + 0.5))
         return np.where(df > 0, idf, 0.0)
@@ -575,7 +603,6 @@ class SparseIndex:
             seg.save(seg_dir)
         path.mkdir(parents=True, exist_ok=True)
         self._save_positions(seg_dir)
-        np.save(path / "df.npy", np.asarray(self.df))
         if self.vocab is not None:
             feather.write_feather(
                 pa.table({"term": pa.array(self.vocab.terms, pa.string())}),
@@ -588,6 +615,7 @@ class SparseIndex:
             "n_alive": self.n_alive,
             "total_len": self.total_len,
             "n_positions": self.n_positions,
+            "n_terms": len(self.df),
             "ascending": self._ascending,
             "positions": self._chunks,
             "dead": self._dead_chunks,
@@ -661,10 +689,16 @@ class SparseIndex:
             idx.dl = np.load(path / "dl.npy", mmap_mode=mode)
             idx.alive = np.load(path / "alive.npy")
             idx._ascending = _extends(np.zeros(0, np.int64), np.asarray(idx.keys))
-        idx.df = np.load(path / "df.npy")
         idx.n_alive = int(meta["n_alive"])
         idx.total_len = float(meta["total_len"])
         idx.segments = [Segment.load(seg_dir, m, mmap) for m in meta["segments"]]
+        # postings per term, from the segments' term pointers (format 1 also kept a df.npy of
+        # live counts: only its length, the term ids seen, is read)
+        n_terms = meta.get("n_terms")
+        if n_terms is None:
+            n_terms = len(np.load(path / "df.npy", mmap_mode="r"))
+        idx.df = np.zeros(int(n_terms), np.int64)
+        idx._count_postings([])
         if analyzer is not None:
             terms = feather.read_table(path / "vocab.arrow").column("term").to_pylist()
             idx.vocab = Vocabulary(terms)

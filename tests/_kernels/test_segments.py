@@ -25,19 +25,25 @@ def test_csr_to_csc_matches_scipy():
     np.testing.assert_array_equal(post_w, csc.data)
 
 
-def test_dying_postings_and_renumber_match_numpy():
+def test_dead_postings_and_renumber_match_numpy():
     rng = np.random.default_rng(7)
     indptr, indices, values = random_csr(rng, 60, 20)
     term_ids, term_ptr, post_doc, _ = SK.csr_to_csc(indptr, indices.astype(np.uint32), values, 20)
     base = 5
-    dying = np.zeros(base + 60, np.uint8)
-    dying[base + rng.choice(60, 17, replace=False)] = 1
-    got = SK.dying_postings(term_ptr, post_doc, base, dying)
-    want = [
-        dying[base + post_doc[term_ptr[i] : term_ptr[i + 1]]].sum() for i in range(len(term_ids))
-    ]
+    alive = np.ones(base + 60, np.uint8)
+    alive[base + rng.choice(60, 17, replace=False)] = 0
+    asked = np.array([term_ids[3], 25, term_ids[0], term_ids[-1]], np.int64)  # 25: not there
+    got = SK.dead_postings(asked, term_ids, term_ptr, post_doc, base, alive)
+    want = []
+    for t in asked:
+        i = np.searchsorted(term_ids, t)
+        found = i < len(term_ids) and term_ids[i] == t
+        want.append(
+            (1 - alive[base + post_doc[term_ptr[i] : term_ptr[i + 1]]]).sum() if found else 0
+        )
     np.testing.assert_array_equal(got, want)
-    remap = np.cumsum(1 - dying) - 1
+    assert got[1] == 0 and got.sum() > 0
+    remap = np.cumsum(alive) - 1
     np.testing.assert_array_equal(SK.renumber(post_doc, base, 2, remap), remap[base + post_doc] - 2)
 
 

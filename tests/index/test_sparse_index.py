@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -447,18 +448,67 @@ def test_negative_query_weights_are_an_error():
         idx.search(sp.csr_matrix(np.array([[-1.0]])), k=1)
 
 
-def test_delete_with_the_deleted_rows_terms_equals_the_postings_scan():
-    texts = [f"alpha beta w{i % 7} w{i % 3} gamma{i}" for i in range(60)]
-    a, b = SparseIndex.bm25("en"), SparseIndex.bm25("en")
-    for idx in (a, b):
-        idx.add_texts(list(range(30)), texts[:30])
-        idx.add_texts(list(range(30, 60)), texts[30:])
-    gone = [3, 31, 40, 59]
-    a.delete(gone)
-    b.delete(gone, terms=b.encode_texts([texts[i] for i in gone]))
-    np.testing.assert_array_equal(a.df, b.df)
-    np.testing.assert_array_equal(
-        a.search(["alpha w3"], k=20).ids, b.search(["alpha w3"], k=20).ids
-    )
-    with pytest.raises(ValueError, match="one CSR row per deleted key"):
-        b.delete([4], terms=b.encode_texts(["alpha", "beta"]))
+def test_deleted_postings_leave_document_frequencies_at_once_and_across_merges(tmp_path):
+    """A delete leaves the postings in their segments; idf subtracts them per query term, and
+    after later adds (merges drop them), a save and a load, idf equals a fresh index's."""
+    texts = [f"alpha beta w{i % 7} w{i % 3} gamma{i}" for i in range(150)]
+    idx = SparseIndex.bm25("en")
+    idx.add_texts(list(range(30)), texts[:30])
+    idx.add_texts(list(range(30, 60)), texts[30:60])
+    terms = ["alpha", "w3", "w1", "w2", "gamma31", "gamma5"]
+    live = set(range(60))
+
+    def check(index):
+        fresh = SparseIndex.bm25("en")
+        fresh.add_texts(sorted(live), [texts[i] for i in sorted(live)])
+        got = index.idf([index.vocab.get(t) for t in terms])
+        want = [fresh.idf([fresh.vocab.get(t)])[0] if t in fresh.vocab else 0.0 for t in terms]
+        np.testing.assert_array_equal(got, want)
+        for q in (["alpha w3"], ["w1 gamma5"]):
+            a, b = index.search(q, k=20), fresh.search(q, k=20)
+            np.testing.assert_array_equal(a.ids, b.ids)
+            np.testing.assert_array_equal(a.scores, b.scores)
+
+    postings = idx.df.copy()
+    idx.delete([3, 31, 40, 59, 5])
+    live -= {3, 31, 40, 59, 5}
+    np.testing.assert_array_equal(idx.df, postings)  # the postings stay until a merge
+    check(idx)
+    idx.delete([0, 1, 2])  # a second delete: counts taken again
+    live -= {0, 1, 2}
+    check(idx)
+    assert len(idx.segments) == 1
+    before = idx.segments[0].n_postings
+    idx.add_texts(list(range(60, 150)), texts[60:])  # merges into it, dropping the deleted
+    live |= set(range(60, 150))
+    assert len(idx.segments) == 1 and idx.segments[0].n_postings < before + 90 * 5
+    check(idx)
+    idx.delete([70])
+    live -= {70}
+    idx.save(tmp_path / "sp")
+    back = SparseIndex.load(tmp_path / "sp")
+    assert not (tmp_path / "sp" / "df.npy").exists()
+    np.testing.assert_array_equal(back.df, idx.df)
+    check(back)
+
+
+def test_format_1_folder_with_live_document_frequencies_loads(tmp_path):
+    """Format 1 kept ``df.npy`` (live counts) and no ``n_terms``: a load counts the postings
+    from the segments and reads only the number of terms from it."""
+    idx = SparseIndex.bm25("en")
+    idx.add_texts(list(range(40)), [f"common w{i % 5} t{i}" for i in range(40)])
+    idx.delete([1, 2, 3])
+    idx.save(tmp_path / "sp")
+    meta = json.loads((tmp_path / "sp" / "index.json").read_text())
+    # its values are not read (zeros here would give other scores); one term id past the postings
+    np.save(tmp_path / "sp" / "df.npy", np.zeros(len(idx.df) + 1, np.int64))
+    meta["format_version"] = 1
+    del meta["n_terms"]
+    (tmp_path / "sp" / "index.json").write_text(json.dumps(meta))
+    back = SparseIndex.load(tmp_path / "sp")
+    assert len(back.df) == len(idx.df) + 1
+    np.testing.assert_array_equal(back.df[:-1], idx.df)
+    for q in (["common w1"], ["t7 w2"]):
+        a, b = idx.search(q, k=10), back.search(q, k=10)
+        np.testing.assert_array_equal(a.ids, b.ids)
+        np.testing.assert_array_equal(a.scores, b.scores)
