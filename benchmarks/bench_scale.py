@@ -17,18 +17,19 @@ Measured per size, in this order, one process (open and RSS in fresh subprocesse
    by compaction are removed at once, and disk figures count what the collection holds.
 2. Commits: ``--repeats`` adds of 1,000 new documents, then as many deletes of 1,000 random
    existing ids (each one commit, fsynced): median and max seconds.
-3. Open (``Collection.open`` in a fresh process, median of 3) and VmRSS after open and after
-   1,000 queries (hybrid BM25 + dense, one at a time; also after import alone, and so what
-   opening adds); bytes on disk per document, against
-   (vector bytes + text bytes + BM25 postings x 8 bytes).
+3. Open (``Collection.open`` in a fresh process, median of 3; then the first dense query, which
+   reads what open left on disk) and VmRSS after import, after open (and so what opening adds)
+   and after 1,000 queries (hybrid BM25 + dense, one at a time); bytes on disk per document,
+   against (vector bytes + text bytes + BM25 postings x 8 bytes).
 4. Latency, one query at a time, ``--queries`` queries, k = 10: p50 / p99 ms per mode: ``bm25``;
    ``dense`` exact and approximate (IVF, the collection's own default switch) with recall@10
    against exact; standalone :class:`DenseIndex` indexes on the same vectors (up to ``CODES_MAX``
    documents): ``hnsw`` (graph build timed on the first search; ``ef_search`` 128 and 32) and
-   ``int8`` and ``binary`` codes (rescored), each with recall@10; ``hybrid`` (BM25 + dense, default fusion) exact and
-   approximate, recall@10 of approximate against exact hybrid; filtered dense and hybrid search at
-   1 %, 10 % and 50 % selectivity (``bucket < 1 / 10 / 50``) with recall@10 against exact filtered
-   results and the fraction of queries with fewer than k hits.
+   ``int8`` and ``binary`` codes (rescored), each with recall@10; ``hybrid`` (BM25 + dense,
+   default fusion) exact and approximate, recall@10 of approximate against exact hybrid;
+   filtered dense and hybrid search at 1 %, 10 % and 50 % selectivity (``bucket < 1 / 10 / 50``)
+   with recall@10 against exact filtered results and the fraction of queries with fewer than k
+   hits.
 
 Writes ``benchmarks/results/scale.json`` (one entry per size; with ``--lancedb``, LanceDB's figures
 on the same data from :mod:`benchmarks.scale_lancedb` beside them, run right after) and prints a
@@ -80,8 +81,11 @@ open_s = time.perf_counter() - t0
 rss_open = rss_kib()
 out = {"open_s": open_s, "rss_after_import_kib": rss_import, "rss_after_open_kib": rss_open,
        "rss_anon_after_open_kib": rss_kib("RssAnon:")}
+q = json.load(open(qfile + ".json")); v = np.load(qfile + ".npy")
+t0 = time.perf_counter()
+col.search(EncodedQueries(1, texts=[q[0]], dense=v[0:1]), k=10, mode="dense")
+out["first_dense_query_s"] = time.perf_counter() - t0
 if n:
-    q = json.load(open(qfile + ".json")); v = np.load(qfile + ".npy")
     t0 = time.perf_counter()
     for i in range(n):
         j = i % len(q)
@@ -263,6 +267,9 @@ def run_size(n_docs: int, args) -> dict[str, Any]:
     np.save(qfile.with_suffix(".npy"), qvecs)
     opens = [_probe(path, qfile, 0) for _ in range(3)]
     result["open_s"] = round(statistics.median(o["open_s"] for o in opens), 4)
+    result["first_dense_query_after_open_s"] = round(
+        statistics.median(o["first_dense_query_s"] for o in opens), 4
+    )
     rss = _probe(path, qfile, 1000)
     result["rss_mib"] = {  # file-backed pages are memory-mapped index files (page cache)
         "after_import": round(rss["rss_after_import_kib"] / 1024, 1),
@@ -329,6 +336,11 @@ def table(results: dict[str, Any]) -> str:
                 lance and lance["maintenance"]["delete_1000_s"],
             ],
             ["open, s", r["open_s"], lance and lance["open"]["open_s_median_of_3"]],
+            [
+                "first dense query after open, s (LanceDB: first ANN query)",
+                r.get("first_dense_query_after_open_s", "-"),
+                lance and lance["open"]["first_ann_query_after_open_s_median"],
+            ],
             [
                 "RSS after open, MiB (after import; added by open)",
                 f"{r['rss_mib']['after_open']} ({r['rss_mib']['after_import']}; "

@@ -338,11 +338,13 @@ class Vocabulary:
     """Term string ↔ term id (dense, in order of first sight). Append-only."""
 
     def __init__(self, terms: Iterable[str] = ()) -> None:
-        self._terms: list[str] = []
-        self._ids: dict[str, int] = {}
+        self._terms: list[str] = list(terms)
+        self._ids: dict[str, int] = dict(zip(self._terms, range(len(self._terms))))
         self._words: _WordIds | None = None  # memo of encode_texts, for one analyzer
-        for t in terms:
-            self.add(t)
+        if len(self._ids) < len(self._terms):  # repeats: each term keeps its first id
+            given, self._terms, self._ids = self._terms, [], {}
+            for t in given:
+                self.add(t)
 
     def add(self, term: str) -> int:
         tid = self._ids.get(term)

@@ -148,3 +148,10 @@ def test_encode_texts_equals_encoding_the_tokens():
     with pytest.raises(TypeError, match=r"texts\[1\] must be str"):
         fast.encode_texts(a, ["brand new words", None], grow=True)
     assert fast.terms == before  # nothing added
+
+
+def test_vocabulary_from_terms_keeps_first_ids():
+    v = Vocabulary(["a", "b", "c"])
+    assert [v.get(t) for t in "abc"] == [0, 1, 2] and len(v) == 3
+    w = Vocabulary(["a", "b", "a", "c"])  # a repeat keeps its first id
+    assert w.terms == ["a", "b", "c"] and w.get("c") == 2 and w.add("d") == 3
