@@ -176,6 +176,33 @@ def test_optimize_makes_segments_of_at_most_segment_max_rows():
     assert [s.n for s in one.segments] == [1000]  # under segment_max: one segment
 
 
+def test_rewriting_one_ivf_segment_keeps_its_lists():
+    """optimize() of a lone IVF segment with deletions drops the rows from their lists and
+    keeps the centroids (no k-means): each list holds its old rows, less the deleted ones."""
+    x = clustered(2000, 16, seed=9)
+    idx = DenseIndex(16, "ivf", device="cpu", ivf_min=500)
+    idx.add(np.arange(2000), x)
+    old = idx.segments[0]
+    ptr = np.asarray(old.list_ptr)
+    lists = [np.asarray(old.keys)[ptr[j] : ptr[j + 1]] for j in range(len(ptr) - 1)]
+    gone = np.arange(0, 2000, 3)
+    idx.delete(gone)
+    q = clustered(10, 16, seed=10)
+    before = idx.search(q, 10, nprobe=5)
+    idx.optimize()
+    new = idx.segments[0]
+    assert new.name != old.name and new.n == 2000 - len(gone) and new.n_dead == 0
+    np.testing.assert_array_equal(new.centroids, old.centroids)
+    ptr = np.asarray(new.list_ptr)
+    for j, keys in enumerate(lists):
+        want = keys[~np.isin(keys, gone)]
+        np.testing.assert_array_equal(np.asarray(new.keys)[ptr[j] : ptr[j + 1]], want)
+    after = idx.search(q, 10, nprobe=5)  # the same lists probed: the same answers
+    np.testing.assert_array_equal(after.ids, before.ids)
+    np.testing.assert_allclose(after.scores, before.scores, rtol=1e-6)  # BLAS blocking: 1 ulp
+    assert not np.isin(idx.search(q, 10, exact=True).ids, gone).any()
+
+
 def test_reads_a_format_1_index(tmp_path):
     """A dense index saved by an earlier version (one FAISS file) opens and searches alike."""
     import json
