@@ -7,7 +7,9 @@ own folder of ``.npy`` arrays (memory-mapped once saved): an add makes one new s
 records the deleted rows of the segments it touches in small per-segment files, and a commit
 (:meth:`DenseIndex.save`) writes only those. Small segments are merged like a binary counter up
 to :attr:`DenseIndexConfig.merge_max` rows, so an add costs O(its vectors) plus a bounded merge;
-:meth:`DenseIndex.optimize` merges the rest (and drops deleted rows) on request.
+:meth:`DenseIndex.optimize` merges the rest (and drops deleted rows) on request, into segments of
+at most :attr:`DenseIndexConfig.segment_max` rows (IVF lists are trained per segment, so k-means
+stays affordable at tens of millions of vectors).
 
 Search
 ------
@@ -64,7 +66,8 @@ class DenseIndexConfig:
 
     ``approximate_from``: live vectors from which ``auto`` searches approximately. ``ivf_min``:
     rows from which a segment gets IVF lists (``ivf``, ``auto``) or an HNSW graph (``hnsw``).
-    ``merge_max``: the largest segment an add's merges make. ``nlist`` (None: about 2·sqrt(n)
+    ``merge_max``: the largest segment an add's merges make; ``segment_max``: the largest one
+    :meth:`DenseIndex.optimize` makes (bigger collections get several). ``nlist`` (None: about 2·sqrt(n)
     per segment) and ``nprobe`` for IVF; ``hnsw_m``, ``ef_construction``, ``ef_search`` for
     HNSW; ``quantization`` and ``rescore`` (rows rescored exactly per segment) for codes.
     """
@@ -74,6 +77,7 @@ class DenseIndexConfig:
     approximate_from: int = 200_000
     ivf_min: int = 50_000
     merge_max: int = 16_384
+    segment_max: int = 2_000_000
     nlist: int | None = None
     nprobe: int = 24
     quantization: Quantization = "none"
@@ -123,6 +127,10 @@ class DenseIndex(DenseSearching):
                 f"unknown dense index options {sorted(unknown)}; known: {sorted(known)}"
             )
         params = {k: v for k, v in params.items() if k in known}
+        for name in ("approximate_from", "ivf_min", "merge_max", "segment_max"):
+            value = params.get(name, 1)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int; got {value!r}")
         if params.get("quantization", "none") not in ("none", "int8", "binary"):
             raise ValueError(
                 f"quantization must be 'none', 'int8' or 'binary'; got {params['quantization']!r}"
@@ -219,10 +227,15 @@ class DenseIndex(DenseSearching):
         self._changed()
 
     def optimize(self) -> None:
-        """Merge every segment into one (deleted rows dropped; IVF lists or HNSW graph rebuilt
-        when the index is past ``ivf_min``). Costs O(the index): run it when it pays off."""
-        if len(self.segments) > 1 or any(s.n_dead for s in self.segments):
-            self.segments = [self._merge(self.segments)] if len(self) else []
+        """Merge the segments into as few as ``segment_max`` allows, of about equal size
+        (deleted rows dropped; IVF lists or HNSW graphs built per segment past ``ivf_min``):
+        one segment up to ``segment_max`` vectors. Costs O(the index): run it when it pays off.
+        """
+        groups = size_groups(self.segments, self.config.segment_max)
+        if any(len(g) > 1 or g[0].n_dead for g in groups) or len(groups) < len(self.segments):
+            self.segments = [
+                g[0] if len(g) == 1 and not g[0].n_dead else self._merge(g) for g in groups
+            ]
             self._changed()
 
     def maintain(self, *, min_run: int = 8, dead_fraction: float = 0.3) -> None:
@@ -362,6 +375,39 @@ class DenseIndex(DenseSearching):
         """Files of the segments folder that the index saved at ``path`` uses (segment folder
         names and ``<segment>/<deletion file>``)."""
         return listed_files(path)
+
+
+def size_groups(segments: list[DenseSegment], cap: int) -> list[list[DenseSegment]]:
+    """Adjacent segments with live rows, grouped for merging into as few parts of at most ``cap``
+    live rows as whole segments allow, of about equal size (a segment bigger than ``cap`` is a
+    group alone)."""
+    out: list[list[DenseSegment]] = []
+    run: list[DenseSegment] = []
+    for seg in (s for s in segments if s.n_live):
+        if seg.n_live > cap:
+            out += _balanced(run, cap) + [[seg]]
+            run = []
+        else:
+            run.append(seg)
+    return out + _balanced(run, cap)
+
+
+def _balanced(run: list[DenseSegment], cap: int) -> list[list[DenseSegment]]:
+    """``run`` (segments of at most ``cap`` live rows each) cut into the fewest contiguous groups
+    of at most ``cap`` rows found by cutting at equal shares: each segment goes to the share
+    holding its middle row."""
+    if not run:
+        return []
+    sizes = np.array([s.n_live for s in run], np.int64)
+    total = int(sizes.sum())
+    middles = np.cumsum(sizes) - sizes / 2
+    for n_groups in range(-(-total // cap), len(run) + 1):
+        part = np.minimum((middles * n_groups / total).astype(np.int64), n_groups - 1)
+        groups = [[run[i] for i in np.flatnonzero(part == j)] for j in range(n_groups)]
+        groups = [g for g in groups if g]
+        if all(sum(s.n_live for s in g) <= cap for g in groups):
+            return groups
+    return [[s] for s in run]  # not reached: one segment per group always fits
 
 
 def _load_v1(path: Path, device: Device) -> DenseIndex:

@@ -367,6 +367,18 @@ def build_segment(
         keys, vectors = keys[perm], vectors[perm]
         counts = np.bincount(assign, minlength=len(centroids))
         list_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return _assemble(keys, vectors, centroids, list_ptr, quantization)
+
+
+def _assemble(
+    keys: np.ndarray,
+    vectors: np.ndarray,
+    centroids: np.ndarray | None,
+    list_ptr: np.ndarray | None,
+    quantization: Quantization,
+) -> DenseSegment:
+    """A new in-memory segment of rows already in their final order: its key lookup arrays and
+    codes computed here."""
     codes, scale = encode_codes(vectors, quantization)
     order = np.argsort(keys, kind="stable").astype(np.int64)
     in_order = bool(np.all(keys[1:] > keys[:-1]))
@@ -387,10 +399,27 @@ def build_segment(
 def merge_segments(
     segments: list[DenseSegment], *, ivf: bool, quantization: Quantization, nlist: int | None
 ) -> DenseSegment:
-    """One segment holding the live rows of ``segments``, in their order (IVF rebuilt)."""
+    """One segment holding the live rows of ``segments``, in their order (IVF rebuilt). A lone
+    segment with IVF lists keeps them: its deleted rows are dropped from their lists, no k-means
+    runs (rewriting a 2M-row segment costs a copy, not a clustering)."""
+    if len(segments) == 1 and ivf and segments[0].centroids is not None:
+        return _without_dead(segments[0], quantization)
     keys = np.concatenate([np.asarray(s.keys)[s.live_rows()] for s in segments])
     vectors = np.concatenate([np.asarray(s.vectors)[s.live_rows()] for s in segments])
     return build_segment(keys, vectors, ivf=ivf, nlist=nlist, quantization=quantization)
+
+
+def _without_dead(seg: DenseSegment, quantization: Quantization) -> DenseSegment:
+    """``seg`` rewritten without its deleted rows, its IVF lists (centroids and the grouping of
+    rows by list) kept."""
+    live = seg.live_rows()
+    keys = np.ascontiguousarray(np.asarray(seg.keys)[live])
+    vectors = np.ascontiguousarray(np.asarray(seg.vectors)[live])
+    ptr = np.asarray(seg.list_ptr)
+    list_of_row = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))[live]
+    counts = np.bincount(list_of_row, minlength=len(ptr) - 1)
+    list_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return _assemble(keys, vectors, np.array(seg.centroids), list_ptr, quantization)
 
 
 def default_nlist(n: int) -> int:

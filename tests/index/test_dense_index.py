@@ -147,6 +147,62 @@ def test_small_adds_merge_within_merge_max():
     assert [s.n for s in idx.segments] == [320]
 
 
+def test_optimize_makes_segments_of_at_most_segment_max_rows():
+    """Past segment_max, optimize makes several merged segments of about equal size, each
+    with its own IVF lists; exact results are unchanged and deleted rows are gone."""
+    x = clustered(1000, 16, seed=7)
+    ids = np.arange(1000, dtype=np.int64)
+    idx = DenseIndex(16, "ivf", device="cpu", merge_max=10, ivf_min=150, segment_max=300)
+    for start in range(0, 1000, 100):
+        idx.add(ids[start : start + 100], x[start : start + 100])
+    idx.delete(np.arange(0, 1000, 10))  # 100 deleted, spread over every segment
+    assert len(idx.segments) == 10
+    q = clustered(8, 16, seed=8)
+    before = idx.search(q, 10, exact=True)
+    idx.optimize()
+    sizes = [s.n for s in idx.segments]
+    assert sum(sizes) == 900 and max(sizes) <= 300 and len(sizes) == 4
+    assert max(sizes) - min(sizes) <= 100  # about equal: groups of whole 90-row segments
+    assert all(s.has_ivf and s.n_dead == 0 for s in idx.segments)
+    after = idx.search(q, 10, exact=True)
+    np.testing.assert_array_equal(after.ids, before.ids)
+    np.testing.assert_array_equal(after.scores, before.scores)
+    names = [s.name for s in idx.segments]
+    idx.optimize()  # nothing left to do: the segments stay
+    assert [s.name for s in idx.segments] == names
+    one = DenseIndex(16, "flat", device="cpu", merge_max=10)
+    one.add(ids, x)
+    one.optimize()
+    assert [s.n for s in one.segments] == [1000]  # under segment_max: one segment
+
+
+def test_rewriting_one_ivf_segment_keeps_its_lists():
+    """optimize() of a lone IVF segment with deletions drops the rows from their lists and
+    keeps the centroids (no k-means): each list holds its old rows, less the deleted ones."""
+    x = clustered(2000, 16, seed=9)
+    idx = DenseIndex(16, "ivf", device="cpu", ivf_min=500)
+    idx.add(np.arange(2000), x)
+    old = idx.segments[0]
+    ptr = np.asarray(old.list_ptr)
+    lists = [np.asarray(old.keys)[ptr[j] : ptr[j + 1]] for j in range(len(ptr) - 1)]
+    gone = np.arange(0, 2000, 3)
+    idx.delete(gone)
+    q = clustered(10, 16, seed=10)
+    before = idx.search(q, 10, nprobe=5)
+    idx.optimize()
+    new = idx.segments[0]
+    assert new.name != old.name and new.n == 2000 - len(gone) and new.n_dead == 0
+    np.testing.assert_array_equal(new.centroids, old.centroids)
+    ptr = np.asarray(new.list_ptr)
+    for j, keys in enumerate(lists):
+        want = keys[~np.isin(keys, gone)]
+        np.testing.assert_array_equal(np.asarray(new.keys)[ptr[j] : ptr[j + 1]], want)
+    after = idx.search(q, 10, nprobe=5)  # the same lists probed: the same answers
+    np.testing.assert_array_equal(after.ids, before.ids)
+    np.testing.assert_allclose(after.scores, before.scores, rtol=1e-6)  # BLAS blocking: 1 ulp
+    assert not np.isin(idx.search(q, 10, exact=True).ids, gone).any()
+
+
 def test_reads_a_format_1_index(tmp_path):
     """A dense index saved by an earlier version (one FAISS file) opens and searches alike."""
     import json
@@ -284,6 +340,9 @@ def test_bad_input():
         DenseIndex(8, quantization="int4")
     with pytest.raises(TypeError, match="unknown dense index options"):
         DenseIndex(8, nprobes=3)
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="segment_max must be a positive int"):
+            DenseIndex(8, segment_max=bad)
 
 
 def test_newer_format_is_refused(tmp_path):
