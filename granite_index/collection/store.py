@@ -286,11 +286,15 @@ class Store:
             ds.delete(f"_key IN ({chunk})")
         return lance.dataset(self.path / DOCS).version
 
+    def dense_segments(self) -> Path:
+        """The folder of the dense index's segments, shared by every commit."""
+        return self.path / DENSE / "segments"
+
     def write_dense(self, index: Any, commit: int) -> None:
         """Save the dense index for ``commit``: new segments and deletion files into
         ``dense/segments``, then its listing into its own folder (tmp + rename)."""
         final = self.dense_dir(commit)
-        _save_into(final, lambda tmp: index.save(tmp, segments_dir=final.parent / "segments"))
+        _save_into(final, lambda tmp: index.save(tmp, segments_dir=self.dense_segments()))
 
     def write_ids(self, ids: Any, commit: int) -> None:
         """Save the id ↔ key map for ``commit``: new segments and deletion files into

@@ -180,8 +180,10 @@ class Writing:
                     if index is not None:
                         index.optimize()
                 self._ids.optimize()
-            if self._dense is not None:
-                self._dense.optimize() if full else self._dense.maintain()
+            if self._dense is not None and full:  # merged segments spill to disk one by one
+                self._dense.optimize(spill_to=self._store.dense_segments())
+            elif self._dense is not None:
+                self._dense.maintain()
             extra = {**m.extra, "writes_since_optimize": 0, "ids": 1}
             self._write_indexes(m.next(lance_version=lance_version, extra=extra), since)
             self._store.cleanup_docs()

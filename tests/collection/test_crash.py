@@ -41,6 +41,16 @@ CHILD = textwrap.dedent(
             real(self, manifest)
         store.Store.commit = stalled
         col.add([f"new{i}" for i in range(50)], ["text"] * 50, vectors=vecs(50))
+    elif mode == "spill":  # optimize: stop for good once the merged dense segment is on disk
+        from granite_index.index.dense import DenseIndex
+        real = DenseIndex.optimize
+        def spilled(self, **kw):
+            real(self, **kw)
+            print("SPILLED", flush=True)
+            time.sleep(600)
+        DenseIndex.optimize = spilled
+        col.delete([f"d{i}" for i in range(5)])
+        col.optimize()
     else:  # add batch after batch until killed
         print("STARTED", flush=True)
         for b in range(10_000):
@@ -132,3 +142,29 @@ def test_kill_at_any_moment_loses_no_committed_batch(tmp_path, base, delay):
     assert {f"b{last}-{i}" for i in range(20)} <= set(hits)
     col.add(["after-crash"], ["x"], vectors=unit_rows(1, 32, seed=5))
     _check_consistent(Collection.open(base, device="cpu"))
+
+
+def test_kill_after_optimize_spilled_a_dense_segment_keeps_last_commit(tmp_path, base):
+    """optimize() writes merged dense segments before its commit (memory holds one at a time):
+    killed there, the collection is at its last commit, and the next write removes them."""
+    q = unit_rows(5, 32, seed=7)
+    segments = base / "dense" / "segments"
+    listed = {p.name for p in segments.iterdir()}
+    child = _spawn(tmp_path, base, "spill")
+    try:
+        assert child.stdout.readline().strip() == "SPILLED"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    col = Collection.open(base, device="cpu")
+    assert len(col) == 25 and "d0" not in col and "d5" in col  # the delete committed
+    extra = {p.name for p in segments.iterdir()} - listed
+    assert extra, "the merged segment is on disk, named by no commit"
+    before = col.search(q, k=10)
+    col.add(["later"], ["a later document"], vectors=unit_rows(1, 32, seed=3))
+    assert not extra & {p.name for p in segments.iterdir()}  # removed by that commit's clean-up
+    _check_consistent(col)
+    reopened = Collection.open(base, device="cpu")
+    got = reopened.search(q, k=10)
+    assert set(before.ids[0][:5]) <= set(got.ids[0]) | {-1}
+    _check_consistent(reopened)

@@ -176,6 +176,25 @@ def test_optimize_makes_segments_of_at_most_segment_max_rows():
     assert [s.n for s in one.segments] == [1000]  # under segment_max: one segment
 
 
+def test_optimize_spills_each_merged_segment_to_disk(tmp_path):
+    """With spill_to, each merged segment is written there at once and memory-mapped; the next
+    save into that folder rewrites none of them, and a load gives the same answers."""
+    x = clustered(900, 16, seed=11)
+    idx = DenseIndex(16, "flat", device="cpu", merge_max=10, segment_max=300)
+    for start in range(0, 900, 100):
+        idx.add(np.arange(start, start + 100), x[start : start + 100])
+    idx.optimize(spill_to=tmp_path / "segments")
+    assert len(idx.segments) == 3
+    assert all(isinstance(s.vectors, np.memmap) for s in idx.segments)
+    spilled = {p: p.stat().st_mtime_ns for p in (tmp_path / "segments").rglob("*.npy")}
+    assert {p.parent.name for p in spilled} == {s.name for s in idx.segments}
+    idx.save(tmp_path / "index", segments_dir=tmp_path / "segments")
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "segments").rglob("*.npy")} == spilled
+    q = clustered(5, 16, seed=12)
+    back = DenseIndex.load(tmp_path / "index", device="cpu")
+    np.testing.assert_array_equal(back.search(q, 10).ids, idx.search(q, 10).ids)
+
+
 def test_rewriting_one_ivf_segment_keeps_its_lists():
     """optimize() of a lone IVF segment with deletions drops the rows from their lists and
     keeps the centroids (no k-means): each list holds its old rows, less the deleted ones."""
