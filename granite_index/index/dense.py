@@ -406,9 +406,9 @@ def size_groups(segments: list[DenseSegment], cap: int) -> list[list[DenseSegmen
 
 
 def _balanced(run: list[DenseSegment], cap: int) -> list[list[DenseSegment]]:
-    """``run`` (segments of at most ``cap`` live rows each) cut into the fewest contiguous groups
-    of at most ``cap`` rows found by cutting at equal shares: each segment goes to the share
-    holding its middle row."""
+    """``run`` (segments of at most ``cap`` live rows each) cut into contiguous groups of at most
+    ``cap`` rows: the fewest equal shares that fit (each segment goes to the share holding its
+    middle row), else groups filled up to the cap; then neighbours that fit together joined."""
     if not run:
         return []
     sizes = np.array([s.n_live for s in run], np.int64)
@@ -419,8 +419,21 @@ def _balanced(run: list[DenseSegment], cap: int) -> list[list[DenseSegment]]:
         groups = [[run[i] for i in np.flatnonzero(part == j)] for j in range(n_groups)]
         groups = [g for g in groups if g]
         if all(sum(s.n_live for s in g) <= cap for g in groups):
-            return groups
-    return [[s] for s in run]  # not reached: one segment per group always fits
+            return _joined(groups, cap)
+    return _joined([[s] for s in run], cap)  # no equal cut fits: fill each group up to the cap
+
+
+def _joined(groups: list[list[DenseSegment]], cap: int) -> list[list[DenseSegment]]:
+    """``groups`` with each one joined to the one before it while both fit in ``cap`` rows (small
+    segments left at the end by equal shares go together)."""
+    out: list[list[DenseSegment]] = []
+    for group in groups:
+        size = sum(s.n_live for s in group)
+        if out and sum(s.n_live for s in out[-1]) + size <= cap:
+            out[-1] = out[-1] + group
+        else:
+            out.append(group)
+    return out
 
 
 def _load_v1(path: Path, device: Device) -> DenseIndex:

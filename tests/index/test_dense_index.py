@@ -176,6 +176,22 @@ def test_optimize_makes_segments_of_at_most_segment_max_rows():
     assert [s.n for s in one.segments] == [1000]  # under segment_max: one segment
 
 
+def test_size_groups_are_few_and_within_the_cap():
+    from types import SimpleNamespace
+
+    from granite_index.index.dense import size_groups
+
+    def sizes(live, cap):
+        segs = [SimpleNamespace(n_live=n) for n in live]
+        return [sum(s.n_live for s in g) for g in size_groups(segs, cap)]
+
+    assert sizes([100] * 100, 2000) == [2000] * 5
+    # large segments just under the cap, then small ones: the small ones go together
+    assert sizes([1994] * 5 + [20, 10], 2000) == [1994] * 5 + [30]
+    assert sizes([5000, 10, 10, 0, 3000], 2000) == [5000, 20, 3000]  # too big: alone; 0: dropped
+    assert sizes([], 10) == []
+
+
 def test_optimize_spills_each_merged_segment_to_disk(tmp_path):
     """With spill_to, each merged segment is written there at once and memory-mapped; the next
     save into that folder rewrites none of them, and a load gives the same answers."""
