@@ -293,68 +293,34 @@ class _TermMemo(dict):
         return term
 
 
-class _WordIds(dict):
-    """word → term id through an analyzer and a vocabulary; -1 for a stop word. A word whose term
-    the vocabulary lacks gets a new id (the vocabulary grows); :meth:`known` looks up without
-    growing. Ids never change (the vocabulary is append-only), so entries stay valid, and a
-    search reading the memo while another call grows it sees only final entries."""
-
-    __slots__ = ("analyzer", "vocab")
-
-    def __init__(self, analyzer: Analyzer, vocab: Vocabulary) -> None:
-        super().__init__()
-        self.analyzer, self.vocab = analyzer, vocab
-
-    def __missing__(self, word: str) -> int:
-        tid = self.known(word)
-        memo = self.analyzer._memo  # noqa: SLF001 - the analyzer's memo, same module
-        if tid < 0 and memo[word]:
-            tid = self.vocab.add(memo[word])
-            self._keep(word, tid)
-        return tid
-
-    def known(self, word: str) -> int:
-        """The word's term id, or -1 (stop word, or a term the vocabulary lacks: not kept, as a
-        later add may give it an id)."""
-        tid = self.get(word)
-        if tid is not None:
-            return tid
-        term = self.analyzer._memo[word]  # noqa: SLF001 - the analyzer's memo, same module
-        if not term:
-            self._keep(word, -1)
-            return -1
-        found = self.vocab.get(term)
-        if found is None:
-            return -1
-        self._keep(word, found)
-        return found
-
-    def _keep(self, word: str, tid: int) -> None:
-        if len(self) < _TermMemo.LIMIT:
-            self[word] = tid
-
-
 class Vocabulary:
-    """Term string ↔ term id (dense, in order of first sight). Append-only."""
+    """Term string ↔ term id (dense, in order of first sight). Append-only.
+
+    Lookups and additions go through :meth:`lookup` and :meth:`extend`, a batch at a time, so a
+    subclass may keep the terms elsewhere (on disk: ``granite_index.index.vocab``).
+    """
 
     def __init__(self, terms: Iterable[str] = ()) -> None:
         self._terms: list[str] = list(terms)
         self._ids: dict[str, int] = dict(zip(self._terms, range(len(self._terms))))
-        self._words: _WordIds | None = None  # memo of encode_texts, for one analyzer
+        self._words: dict[str, int] = {}  # encode_texts' memo: word → term id (-1: stop word)
+        self._words_of: Analyzer | None = None  # the analyzer the memo is for
         if len(self._ids) < len(self._terms):  # repeats: each term keeps its first id
             given, self._terms, self._ids = self._terms, [], {}
             for t in given:
                 self.add(t)
 
-    def add(self, term: str) -> int:
-        tid = self._ids.get(term)
-        if tid is None:
-            tid = self._ids[term] = len(self._terms)
-            self._terms.append(term)
-        return tid
+    # ------------------------------------------------------------ storage (batch at a time)
+    def lookup(self, terms: list[str]) -> list[int | None]:
+        """The ids of ``terms`` (None for a term not in the vocabulary)."""
+        return list(map(self._ids.get, terms))
 
-    def get(self, term: str) -> int | None:
-        return self._ids.get(term)
+    def extend(self, terms: list[str]) -> list[int]:
+        """Add ``terms`` (distinct, none in the vocabulary yet) with the next ids, in order."""
+        start = len(self._terms)
+        self._terms.extend(terms)
+        self._ids.update(zip(terms, range(start, start + len(terms))))
+        return list(range(start, start + len(terms)))
 
     def __len__(self) -> int:
         return len(self._terms)
@@ -362,12 +328,31 @@ class Vocabulary:
     def __getitem__(self, tid: int) -> str:
         return self._terms[tid]
 
-    def __contains__(self, term: str) -> bool:
-        return term in self._ids
-
     @property
     def terms(self) -> list[str]:
         return self._terms
+
+    # ------------------------------------------------------------ one term at a time
+    def add(self, term: str) -> int:
+        tid = self.lookup([term])[0]
+        return self.extend([term])[0] if tid is None else tid
+
+    def get(self, term: str) -> int | None:
+        return self.lookup([term])[0]
+
+    def __contains__(self, term: str) -> bool:
+        return self.get(term) is not None
+
+    # ------------------------------------------------------------ encoding
+    def _ids_of(self, unique: list[str], grow: bool) -> list[int | None]:
+        """Ids of distinct terms; with ``grow``, the missing ones added in this order."""
+        found = self.lookup(unique)
+        if grow:
+            missing = [t for t, f in zip(unique, found) if f is None]
+            if missing:
+                new = iter(self.extend(missing))
+                found = [next(new) if f is None else f for f in found]
+        return found
 
     def encode(
         self, docs: Iterable[list[str]], *, grow: bool
@@ -375,66 +360,73 @@ class Vocabulary:
         """Token lists → CSR term counts ``(indptr int64, term ids uint32, counts float32)``.
 
         ``grow=False`` (queries) drops unknown terms instead of adding them. Within a row, term ids
-        are sorted ascending.
+        are sorted ascending. New terms get ids in order of first sight (deterministic).
         """
         lens: list[int] = []
         tokens: list[str] = []
         for row in docs:
             tokens.extend(row)
             lens.append(len(row))
-        ids = self._ids
-        if grow:  # new terms get ids in order of first sight (deterministic)
-            for t in dict.fromkeys(tokens):
-                if t not in ids:
-                    ids[t] = len(self._terms)
-                    self._terms.append(t)
-            flat = np.fromiter(map(ids.__getitem__, tokens), np.int64, len(tokens))
-        else:  # unknown terms (-1) are dropped
-            flat = np.fromiter(map(ids.get, tokens, itertools.repeat(-1)), np.int64, len(tokens))
-            row = np.repeat(np.arange(len(lens)), lens)
-            known = flat >= 0
-            flat = flat[known]
-            lens = np.bincount(row[known], minlength=len(lens)).tolist() if len(row) else lens
-        return _counts(lens, flat)
+        unique = list(dict.fromkeys(tokens))
+        ids = {t: i for t, i in zip(unique, self._ids_of(unique, grow)) if i is not None}
+        flat = np.fromiter(map(ids.get, tokens, itertools.repeat(-1)), np.int64, len(tokens))
+        return _dropping_unknown(lens, flat)
 
     def encode_texts(
         self, analyzer: Analyzer, texts: Iterable[str], *, grow: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Texts → CSR term counts: the arrays (and, with ``grow``, the new ids) of
         ``encode(analyzer.tokens(t) for t in texts)``, faster: each word costs one lookup in a
-        memo of word → term id kept for ``analyzer``. Nothing is added unless every text is a str.
+        memo of word → term id kept for ``analyzer``; the words not in it are resolved in one
+        batch. Nothing is added unless every text is a str.
         """
         texts = texts if isinstance(texts, list) else list(texts)
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] must be str; got {type(t).__name__}")
-        if self._words is None or self._words.analyzer is not analyzer:
-            self._words = _WordIds(analyzer, self)
+        if self._words_of is not analyzer:
+            self._words, self._words_of = {}, analyzer
         memo = self._words
-        words = analyzer.words
-        lens: list[int] = []
-        ids: list[int] = []
-        if grow:
-            for t in texts:
-                row = words(t)
-                ids.extend(map(memo.__getitem__, row))
-                lens.append(len(row))
-        else:  # words seen before are one C-level lookup; only the others go through known()
-            get, known = memo.get, memo.known
-            for t in texts:
-                row = words(t)
-                got = list(map(get, row))
-                if None in got:
-                    got = [known(w) if g is None else g for g, w in zip(got, row)]
-                ids.extend(got)
-                lens.append(len(row))
-        flat = np.array(ids, dtype=np.int64)
-        keep = flat >= 0  # stop words and (without grow) unknown terms are dropped
-        if not keep.all():
-            rows = np.repeat(np.arange(len(lens)), lens)
-            flat = flat[keep]
-            lens = np.bincount(rows[keep], minlength=len(lens)).tolist()
-        return _counts(lens, flat)
+        rows = [analyzer.words(t) for t in texts]
+        unseen = [w for w in dict.fromkeys(itertools.chain.from_iterable(rows)) if w not in memo]
+        if unseen:
+            self._learn(analyzer, unseen, grow)
+        lens = [len(row) for row in rows]
+        get, missing = memo.get, itertools.repeat(-1)
+        flat = np.fromiter(
+            itertools.chain.from_iterable(map(get, row, missing) for row in rows),
+            np.int64,
+            sum(lens),
+        )
+        return _dropping_unknown(lens, flat)
+
+    def _learn(self, analyzer: Analyzer, words: list[str], grow: bool) -> None:
+        """Put ``words`` (none in the memo) into the memo: -1 for a stop word, else the term's
+        id. Without ``grow``, a word whose term the vocabulary lacks is left out (a later add may
+        give it an id). Entries are written once their ids are final, so a search reading the
+        memo while another call grows it sees only final entries."""
+        term_of = analyzer._memo  # noqa: SLF001 - the analyzer's memo, same module
+        terms = [term_of[w] for w in words]
+        unique = list(dict.fromkeys(t for t in terms if t))
+        ids = dict(zip(unique, self._ids_of(unique, grow)))
+        room = _TermMemo.LIMIT - len(self._words)
+        for word, term in zip(words, terms):
+            if room <= 0:
+                break
+            tid = ids.get(term) if term else -1
+            if tid is not None:
+                self._words[word] = tid
+                room -= 1
+
+
+def _dropping_unknown(lens: list[int], flat: np.ndarray) -> tuple[np.ndarray, ...]:
+    """CSR term counts of rows of ``lens`` term ids in ``flat``, the ids < 0 dropped."""
+    keep = flat >= 0  # stop words and (without grow) unknown terms are dropped
+    if not keep.all():
+        rows = np.repeat(np.arange(len(lens)), lens)
+        flat = flat[keep]
+        lens = np.bincount(rows[keep], minlength=len(lens)).tolist()
+    return _counts(lens, flat)
 
 
 def _counts(lens: list[int], flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

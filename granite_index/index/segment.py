@@ -24,6 +24,7 @@ import numpy as np
 
 from granite_index._kernels import segments as SK
 from granite_index._kernels import sparse_scoring as K
+from granite_index.index.listing import listed_files
 from granite_index.index.pages import release_pages
 
 SEG_ARRAYS = ("term_ids", "term_ptr", "post_doc", "post_w")
@@ -154,8 +155,10 @@ def merge_tail(segments: list[Segment], alive: np.ndarray) -> None:
 
 def segment_names(path: str | os.PathLike[str]) -> set[str]:
     """Folders of a shared segments folder that a saved index (its ``index.json`` in ``path``)
-    uses: its postings segments and its chunks of per-position arrays and deletions."""
+    uses: its postings segments, its chunks of per-position arrays and deletions, and its
+    vocabulary's segments."""
     meta = json.loads((Path(path) / "index.json").read_text())
     names = {m["name"] for m in meta["segments"]}
     names |= {c["name"] for c in meta.get("positions", ())}  # per-position array chunks
+    names |= listed_files(Path(path) / "vocab")  # the vocabulary's term segments
     return names | set(meta.get("dead", ()))  # deletion chunks

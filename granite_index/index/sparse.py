@@ -42,7 +42,6 @@ from typing import Any, Literal
 
 import numba
 import numpy as np
-import pyarrow as pa
 import pyarrow.feather as feather
 
 from granite_index._kernels import segments as SK
@@ -53,6 +52,7 @@ from granite_index.index.listing import same_dir
 from granite_index.index.positions import KeyPositions
 from granite_index.index.queries import PreparedQueries, ptr_from_mask, query_csr
 from granite_index.index.segment import Segment, merge_all, merge_tail, segment_names
+from granite_index.index.vocab import StoredVocabulary
 from granite_index.types import SearchResult
 from granite_index.validate import check_k, check_queries, is_text_list, preview
 
@@ -104,7 +104,7 @@ class SparseIndex:
         self.k1 = float(k1)
         self.b = float(b)
         self.analyzer = analyzer
-        self.vocab: Vocabulary | None = Vocabulary() if analyzer is not None else None
+        self.vocab: Vocabulary | None = StoredVocabulary() if analyzer is not None else None
         self.segments: list[Segment] = []
         self.keys = np.zeros(0, np.int64)
         self.dl = np.zeros(0, np.float32)
@@ -380,8 +380,11 @@ class SparseIndex:
         self._changed()
 
     def optimize(self) -> None:
-        """Merge everything into one segment and drop deleted documents (fastest search)."""
+        """Merge everything into one segment and drop deleted documents (fastest search); the
+        vocabulary's segments into one."""
         self.compact()
+        if isinstance(self.vocab, StoredVocabulary):
+            self.vocab.optimize()
 
     def _changed(self, *, dead: bool = True) -> None:
         """Statistics changed: the BM25 norm and every segment's BM25 cache are stale; with
@@ -619,12 +622,8 @@ class SparseIndex:
             seg.save(seg_dir)
         path.mkdir(parents=True, exist_ok=True)
         self._save_positions(seg_dir)
-        if self.vocab is not None:
-            feather.write_feather(
-                pa.table({"term": pa.array(self.vocab.terms, pa.string())}),
-                path / "vocab.arrow",
-                compression="uncompressed",
-            )
+        if isinstance(self.vocab, StoredVocabulary):  # its new terms' segment only
+            self.vocab.save(path / "vocab", segments_dir=seg_dir)
         meta = {
             "format_version": FORMAT_VERSION,
             **self.config(),
@@ -716,8 +715,11 @@ class SparseIndex:
         idx.df = np.zeros(int(n_terms), np.int64)
         idx._count_postings([])
         if analyzer is not None:
-            terms = feather.read_table(path / "vocab.arrow").column("term").to_pylist()
-            idx.vocab = Vocabulary(terms)
+            if (path / "vocab" / "index.json").is_file():
+                idx.vocab = StoredVocabulary.load(path / "vocab")
+            else:  # saved whole by an earlier version: written as segments by the next save
+                terms = feather.read_table(path / "vocab.arrow").column("term").to_pylist()
+                idx.vocab = StoredVocabulary(terms)
         return idx
 
     @staticmethod

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -351,7 +354,9 @@ def test_save_again_writes_only_the_change(tmp_path):
     idx.add_texts([1000], ["other"])
     idx.save(tmp_path / "sp")
     now = {p.parent.name for p in seg.rglob("*.npy")} - {p.parent.name for p in first}
-    assert len(now) == 2 and sum(n.startswith("pos-") for n in now) == 1
+    # a postings segment, a chunk of keys and lengths, and a vocabulary segment of its new term
+    assert len(now) == 3 and sum(n.startswith("pos-") for n in now) == 1
+    assert not (tmp_path / "sp" / "vocab.arrow").exists()
     idx.delete([5, 7])
     idx.save(tmp_path / "sp")
     after = {p: p.stat().st_mtime_ns for p in seg.rglob("*.npy")}
@@ -493,8 +498,9 @@ def test_deleted_postings_leave_document_frequencies_at_once_and_across_merges(t
 
 
 def test_format_1_folder_with_live_document_frequencies_loads(tmp_path):
-    """Format 1 kept ``df.npy`` (live counts) and no ``n_terms``: a load counts the postings
-    from the segments and reads only the number of terms from it."""
+    """Format 1 kept ``df.npy`` (live counts), no ``n_terms`` and its vocabulary whole in
+    ``vocab.arrow``: a load counts the postings from the segments, reads only the number of
+    terms from ``df.npy``, and takes the terms from ``vocab.arrow``."""
     idx = SparseIndex.bm25("en")
     idx.add_texts(list(range(40)), [f"common w{i % 5} t{i}" for i in range(40)])
     idx.delete([1, 2, 3])
@@ -505,10 +511,18 @@ def test_format_1_folder_with_live_document_frequencies_loads(tmp_path):
     meta["format_version"] = 1
     del meta["n_terms"]
     (tmp_path / "sp" / "index.json").write_text(json.dumps(meta))
+    terms = idx.vocab.terms
+    shutil.rmtree(tmp_path / "sp" / "vocab")
+    feather.write_feather(pa.table({"term": terms}), tmp_path / "sp" / "vocab.arrow")
     back = SparseIndex.load(tmp_path / "sp")
+    assert back.vocab.terms == terms
     assert len(back.df) == len(idx.df) + 1
     np.testing.assert_array_equal(back.df[:-1], idx.df)
     for q in (["common w1"], ["t7 w2"]):
         a, b = idx.search(q, k=10), back.search(q, k=10)
         np.testing.assert_array_equal(a.ids, b.ids)
         np.testing.assert_array_equal(a.scores, b.scores)
+    back.add_texts([100], ["common newword"])
+    back.save(tmp_path / "sp")  # the next save writes the vocabulary as segments
+    assert (tmp_path / "sp" / "vocab" / "index.json").is_file()
+    assert SparseIndex.load(tmp_path / "sp").vocab.terms == [*terms, "newword"]
