@@ -162,8 +162,9 @@ class IdSegment:
         if (folder / "ids.npy").exists():
             ids: Any = np.load(folder / "ids.npy", mmap_mode="r")
         else:
-            ids = pa.ipc.open_file(pa.memory_map(str(folder / "ids.arrow"))).read_all()
-            ids = ids.column("id").combine_chunks()
+            column = pa.ipc.open_file(pa.memory_map(str(folder / "ids.arrow"))).read_all()["id"]
+            # one chunk (as written) stays a view of the map: open reads none of its strings
+            ids = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         dead = np.load(folder / dead_file) if dead_file else np.zeros(0, np.int64)
         return cls(
             name,
