@@ -58,6 +58,10 @@ def test_a_commit_fsyncs_every_file_it_names_before_the_manifest(tmp_path, synce
         for name in names:  # the segments this commit wrote (older ones: their own commit's)
             seg = _files(root / leg / "segments" / name)
             need |= {f for f in seg if os.stat(f).st_mtime >= start - 1}
+    for leg in ("dense", "ids", "sparse", "splade"):  # every file new in a segments folder:
+        # postings, vectors, ids, chunks of keys, the vocabulary's term segments
+        fresh = _files(root / leg / "segments")
+        need |= {f for f in fresh if os.stat(f).st_mtime >= start - 1}
     lance = {p for p in _files(root / "docs.lance") if os.stat(p).st_mtime >= start - 1}
     assert lance, "the add wrote Lance files"
     need |= lance
