@@ -63,16 +63,19 @@ def metadata_records(metadata: Any, n: int) -> list[dict | None]:
 def typed_columns(records: list[dict | None], schema: pa.Schema | None) -> dict[str, pa.Array]:
     """Metadata fields as typed Arrow columns, so that filters can read them.
 
-    ``schema`` is the documents' dataset schema: its fields beyond the reserved ones are the
-    typed metadata columns, filled from ``records`` (null where a record lacks the field; a field
-    the schema lacks stays in the JSON only). Without a schema (the collection's first add), the
-    columns are inferred from ``records`` when they are uniform: fields of scalar type (numbers,
-    booleans, strings, dates, times) become columns; other fields, and every field when the
-    records disagree on a type, stay in the JSON only.
+    ``schema`` is the documents' dataset schema (None before the collection's first add): its
+    fields beyond the reserved ones are the typed metadata columns, filled from ``records`` (null
+    where a record lacks the field). Fields it lacks are inferred from ``records`` when they are
+    uniform: fields of scalar type (numbers, booleans, strings, dates, times) become new columns
+    (after the schema's, in the order the records name them; the caller adds them to the
+    dataset); other fields, and every new field when the records disagree on a type, stay in the
+    JSON only.
     """
+    out: dict[str, pa.Array] = {}
+    known = set(RESERVED)
     if schema is not None:
-        out = {}
         for f in schema:
+            known.add(f.name)
             if f.name in RESERVED:
                 continue
             values = [None if r is None else _plain(r.get(f.name)) for r in records]
@@ -83,19 +86,17 @@ def typed_columns(records: list[dict | None], schema: pa.Schema | None) -> dict[
                     f"metadata field {f.name!r} must hold {f.type} values in this collection "
                     f"(typed by its first documents): {exc}"
                 ) from exc
-        return out
-    rows = [{k: _plain(v) for k, v in r.items()} if r else {} for r in records]
+    rows = [{k: _plain(v) for k, v in r.items() if k not in known} if r else {} for r in records]
     if not any(rows):
-        return {}
+        return out
     try:
         table = pa.Table.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        return {}
-    return {
-        f.name: table.column(f.name).combine_chunks()
-        for f in table.schema
-        if f.name not in RESERVED and _scalar(f.type)
-    }
+        return out
+    for f in table.schema:
+        if _scalar(f.type):
+            out[f.name] = table.column(f.name).combine_chunks()
+    return out
 
 
 def _plain(value: Any) -> Any:

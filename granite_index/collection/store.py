@@ -276,6 +276,13 @@ class Store:
         mode = "append" if (self.path / DOCS).exists() else "create"
         return lance.write_dataset(table, self.path / DOCS, mode=mode).version
 
+    def add_doc_columns(self, fields: list[pa.Field]) -> int:
+        """Add all-null columns to the documents (a metadata-only Lance change); returns the new
+        (uncommitted) Lance version. Call under the lock after :meth:`begin_write`."""
+        ds = lance.dataset(self.path / DOCS)
+        ds.add_columns(fields)
+        return lance.dataset(self.path / DOCS).version
+
     def delete_docs(self, keys: list[int]) -> int:
         """Delete rows by ``_key``; returns the new (uncommitted) Lance version."""
         if not (self.path / DOCS).exists():

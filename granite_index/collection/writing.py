@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from granite_index.collection.documents import (
     docs_table,
@@ -258,6 +259,10 @@ class Writing:
             schema = self._store.docs_schema()
             stored = new.vectors if schema is not None and "vector" in schema.names else None
             typed = typed_columns(new.records, schema)
+            if schema is not None:  # fields first seen now: new (all-null) columns, then rows
+                fresh = [pa.field(n, a.type) for n, a in typed.items() if n not in schema.names]
+                if fresh:
+                    self._store.add_doc_columns(fresh)
             table = docs_table(keys, new.ids, new.texts, new.meta, stored, new.id_type, typed)
             lance_version = self._store.append_docs(table)
             if n_new >= KEY_INDEX_ROWS:  # a bulk add: index its keys now, not at the next pass

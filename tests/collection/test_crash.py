@@ -33,14 +33,15 @@ CHILD = textwrap.dedent(
         x = rng.normal(size=(n, 32)).astype("float32")
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
-    if mode == "stall":  # stop for good just before the manifest is replaced
+    if mode in ("stall", "stall-field"):  # stop for good just before the manifest is replaced
         real = store.Store.commit
         def stalled(self, manifest):
             print("COMMITTING", flush=True)
             time.sleep(600)
             real(self, manifest)
         store.Store.commit = stalled
-        col.add([f"new{i}" for i in range(50)], ["text"] * 50, vectors=vecs(50))
+        meta = [{"colour": "red"}] * 50 if mode == "stall-field" else None
+        col.add([f"new{i}" for i in range(50)], ["text"] * 50, meta, vectors=vecs(50))
     elif mode == "spill":  # optimize: stop for good once the merged dense segment is on disk
         from granite_index.index.dense import DenseIndex
         real = DenseIndex.optimize
@@ -168,3 +169,21 @@ def test_kill_after_optimize_spilled_a_dense_segment_keeps_last_commit(tmp_path,
     got = reopened.search(q, k=10)
     assert set(before.ids[0][:5]) <= set(got.ids[0]) | {-1}
     _check_consistent(reopened)
+
+
+def test_kill_after_a_new_metadata_column_keeps_last_commit(tmp_path, base):
+    """An add whose metadata brings a new field adds a Lance column before its commit: killed
+    there, the collection keeps its schema and documents, and a later add makes the column."""
+    child = _spawn(tmp_path, base, "stall-field")
+    try:
+        assert child.stdout.readline().strip() == "COMMITTING"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    col = Collection.open(base, device="cpu")
+    assert len(col) == 30 and "colour" not in col.schema.names
+    _check_consistent(col)
+    col.add(["blue"], ["a blue one"], [{"colour": "blue"}], vectors=unit_rows(1, 32, seed=4))
+    assert col.schema.field("colour").type == "string"
+    assert col.search(["blue"], k=5, mode="bm25", where="colour = 'blue'").doc_ids() == [["blue"]]
+    _check_consistent(Collection.open(base, device="cpu"))

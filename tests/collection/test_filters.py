@@ -97,6 +97,37 @@ def test_metadata_is_typed_when_uniform_and_checked_after(col):
     assert len(col) == n and "x2" not in col  # nothing written
 
 
+def test_fields_first_seen_in_a_later_add_become_columns(col, tmp_path):
+    """A uniform scalar field new in a later add becomes a typed column (null for earlier
+    documents), filters read it at once and after a reopen, and its type is then checked."""
+    col.add(["n1", "n2"], ["cat dog", "cat fish"], [{"score": 0.5, "src": "web"}, {"score": 2.0}])
+    schema = col.schema
+    assert schema.field("score").type == "double" and schema.field("src").type == "string"
+    assert col.search("cat", k=10, mode="bm25", where="score > 1").doc_ids() == [["n2"]]
+    assert col.count("src = 'web'") == 1 and col.count("score IS NULL") == 300
+    hits = col.search("cat", k=400, mode="bm25", where="score IS NULL").doc_ids()[0]
+    assert "n1" not in hits and len(hits) == col.count("score IS NULL AND text LIKE '%cat%'")
+    hybrid = col.search("cat", k=400, mode="hybrid", where="score IS NULL").doc_ids()[0]
+    assert len(hybrid) == 300 and not {"n1", "n2"} & set(hybrid)  # the dense leg finds all
+    back = Collection.open(tmp_path / "c", encoder=HashingEncoder(32))
+    assert back.search("cat", k=10, mode="dense", where="score >= 0.5").doc_ids()[0] in (
+        ["n1", "n2"],
+        ["n2", "n1"],
+    )
+    n = len(col)
+    with pytest.raises(TypeError, match="score"):
+        col.add(["n3"], ["cat"], [{"score": "high"}])
+    assert len(col) == n and "n3" not in col  # nothing written
+    col.add(
+        ["n4"],
+        ["cat"],
+        [
+            {"tags": [1, 2], "mixed": 1},
+        ][:1],
+    )  # a list: JSON only
+    assert "tags" not in col.schema.names and col.schema.field("mixed").type == "int64"
+
+
 def test_bad_filters_are_clear(col):
     with pytest.raises(ValueError, match="Columns you can filter on"):
         col.search("cat", where="colour = 'red'")
