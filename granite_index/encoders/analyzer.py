@@ -20,10 +20,11 @@ BM25's idf already discounts frequent words, and long lists drop content words s
 
 from __future__ import annotations
 
+import collections
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -386,11 +387,13 @@ class Vocabulary:
                 raise TypeError(f"texts[{i}] must be str; got {type(t).__name__}")
         if self._words_of is not analyzer:
             self._words, self._words_of = {}, analyzer
-        memo = self._words
+        memo: Mapping[str, int] = self._words
         rows = [analyzer.words(t) for t in texts]
         unseen = [w for w in dict.fromkeys(itertools.chain.from_iterable(rows)) if w not in memo]
         if unseen:
-            self._learn(analyzer, unseen, grow)
+            left_out = self._learn(analyzer, unseen, grow)
+            if left_out:  # the memo is full: this call also reads the words it could not keep
+                memo = collections.ChainMap(memo, left_out)
         lens = [len(row) for row in rows]
         get, missing = memo.get, itertools.repeat(-1)
         flat = np.fromiter(
@@ -400,23 +403,28 @@ class Vocabulary:
         )
         return _dropping_unknown(lens, flat)
 
-    def _learn(self, analyzer: Analyzer, words: list[str], grow: bool) -> None:
+    def _learn(self, analyzer: Analyzer, words: list[str], grow: bool) -> dict[str, int]:
         """Put ``words`` (none in the memo) into the memo: -1 for a stop word, else the term's
         id. Without ``grow``, a word whose term the vocabulary lacks is left out (a later add may
         give it an id). Entries are written once their ids are final, so a search reading the
-        memo while another call grows it sees only final entries."""
+        memo while another call grows it sees only final entries. Returns the entries the memo
+        had no room for (it keeps up to ``_TermMemo.LIMIT`` words)."""
         term_of = analyzer._memo  # noqa: SLF001 - the analyzer's memo, same module
         terms = [term_of[w] for w in words]
         unique = list(dict.fromkeys(t for t in terms if t))
         ids = dict(zip(unique, self._ids_of(unique, grow)))
         room = _TermMemo.LIMIT - len(self._words)
+        left_out: dict[str, int] = {}
         for word, term in zip(words, terms):
-            if room <= 0:
-                break
             tid = ids.get(term) if term else -1
-            if tid is not None:
+            if tid is None:
+                continue
+            if room > 0:
                 self._words[word] = tid
                 room -= 1
+            else:
+                left_out[word] = tid
+        return left_out
 
 
 def _dropping_unknown(lens: list[int], flat: np.ndarray) -> tuple[np.ndarray, ...]:

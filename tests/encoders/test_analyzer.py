@@ -155,3 +155,20 @@ def test_vocabulary_from_terms_keeps_first_ids():
     assert [v.get(t) for t in "abc"] == [0, 1, 2] and len(v) == 3
     w = Vocabulary(["a", "b", "a", "c"])  # a repeat keeps its first id
     assert w.terms == ["a", "b", "c"] and w.get("c") == 2 and w.add("d") == 3
+
+
+def test_a_full_word_memo_still_encodes_every_word(monkeypatch):
+    """Past the memo's bound, words it cannot keep are still encoded (not dropped)."""
+    import granite_index.encoders.analyzer as analyzer_module
+
+    monkeypatch.setattr(analyzer_module._TermMemo, "LIMIT", 3)
+    a = Analyzer("en")
+    texts = ["alpha beta gamma delta", "delta epsilon zeta alpha", "the eta"]
+    fast, slow = Vocabulary(), Vocabulary()
+    for grow in (True, False):
+        for got, want in zip(
+            fast.encode_texts(a, texts, grow=grow),
+            slow.encode([a.tokens(t) for t in texts], grow=grow),
+        ):
+            np.testing.assert_array_equal(got, want)
+    assert fast.terms == slow.terms and len(fast.terms) == 7
