@@ -159,9 +159,7 @@ def test_vocabulary_from_terms_keeps_first_ids():
 
 def test_a_full_word_memo_still_encodes_every_word(monkeypatch):
     """Past the memo's bound, words it cannot keep are still encoded (not dropped)."""
-    import granite_index.encoders.analyzer as analyzer_module
-
-    monkeypatch.setattr(analyzer_module._TermMemo, "LIMIT", 3)
+    monkeypatch.setattr("granite_index.encoders.analyzer._TermMemo.LIMIT", 3)
     a = Analyzer("en")
     texts = ["alpha beta gamma delta", "delta epsilon zeta alpha", "the eta"]
     fast, slow = Vocabulary(), Vocabulary()
