@@ -335,14 +335,17 @@ class Vocabulary:
 
     # ------------------------------------------------------------ one term at a time
     def add(self, term: str) -> int:
-        tid = self.lookup([term])[0]
-        return self.extend([term])[0] if tid is None else tid
+        tid = self._ids.get(term)
+        if tid is None:
+            tid = self._ids[term] = len(self._terms)
+            self._terms.append(term)
+        return tid
 
     def get(self, term: str) -> int | None:
-        return self.lookup([term])[0]
+        return self._ids.get(term)
 
     def __contains__(self, term: str) -> bool:
-        return self.get(term) is not None
+        return term in self._ids
 
     # ------------------------------------------------------------ encoding
     def _ids_of(self, unique: list[str], grow: bool) -> list[int | None]:

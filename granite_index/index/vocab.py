@@ -43,6 +43,16 @@ class StoredVocabulary(Vocabulary):
             self._n += len(terms)
         return ids.tolist()
 
+    def add(self, term: str) -> int:
+        tid = self.get(term)
+        return self.extend([term])[0] if tid is None else tid
+
+    def get(self, term: str) -> int | None:
+        return self.lookup([term])[0]
+
+    def __contains__(self, term: str) -> bool:
+        return self.get(term) is not None
+
     def __len__(self) -> int:
         return self._n
 
