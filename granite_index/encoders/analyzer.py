@@ -392,18 +392,15 @@ class Vocabulary:
             self._words, self._words_of = {}, analyzer
         memo: Mapping[str, int] = self._words
         rows = [analyzer.words(t) for t in texts]
-        unseen = [w for w in dict.fromkeys(itertools.chain.from_iterable(rows)) if w not in memo]
-        if unseen:
-            left_out = self._learn(analyzer, unseen, grow)
+        lens = [len(row) for row in rows]
+        words = list(itertools.chain.from_iterable(rows))
+        flat = np.fromiter(map(memo.get, words, itertools.repeat(_UNSEEN)), np.int64, len(words))
+        miss = np.flatnonzero(flat == _UNSEEN).tolist()
+        if miss:  # words the memo has not seen: resolved in one batch, then looked up again
+            left_out = self._learn(analyzer, list(dict.fromkeys(words[i] for i in miss)), grow)
             if left_out:  # the memo is full: this call also reads the words it could not keep
                 memo = collections.ChainMap(memo, left_out)
-        lens = [len(row) for row in rows]
-        get, missing = memo.get, itertools.repeat(-1)
-        flat = np.fromiter(
-            itertools.chain.from_iterable(map(get, row, missing) for row in rows),
-            np.int64,
-            sum(lens),
-        )
+            flat[miss] = [memo.get(words[i], -1) for i in miss]
         return _dropping_unknown(lens, flat)
 
     def _learn(self, analyzer: Analyzer, words: list[str], grow: bool) -> dict[str, int]:
@@ -428,6 +425,10 @@ class Vocabulary:
             else:
                 left_out[word] = tid
         return left_out
+
+
+#: a word the memo has not seen (stop words are -1 in it)
+_UNSEEN = -2
 
 
 def _dropping_unknown(lens: list[int], flat: np.ndarray) -> tuple[np.ndarray, ...]:

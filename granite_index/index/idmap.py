@@ -124,11 +124,6 @@ class IdSegment:
         dead = np.union1d(self.dead_rows, rows).astype(np.int64)
         return replace(self, dead_rows=dead, dead_file=None, _dead=None)
 
-    def live(self) -> tuple[np.ndarray, list[Any]]:
-        mask = self.dead_mask()
-        rows = np.arange(self.n) if mask is None else np.flatnonzero(~mask)
-        return np.asarray(self.keys)[rows], self.id_at(rows)
-
     # ------------------------------------------------------------------ persistence
     def save(self, segments_dir: Path, id_type: str) -> None:
         final = segments_dir / self.name
@@ -279,12 +274,29 @@ class IdMap:
             self.segments = [self._merge(self.segments)] if len(self) else []
 
     def _merge(self, segments: list[IdSegment]) -> IdSegment:
-        keys, ids = [], []
+        """One segment of the live rows of ``segments``: their stored hashes and id arrays are
+        reused (no id becomes a Python object, none is hashed again)."""
+        keys, ids, hashes = [], [], []
         for seg in segments:
-            k, i = seg.live()
-            keys.append(k)
-            ids.extend(i)
-        return _segment(np.concatenate(keys), ids, self.id_type)
+            mask = seg.dead_mask()
+            rows = np.arange(seg.n) if mask is None else np.flatnonzero(~mask)
+            row_hash = np.empty(seg.n, np.uint64)
+            row_hash[np.asarray(seg.hash_rows)] = seg.hashes  # each row's hash, in row order
+            keys.append(np.asarray(seg.keys)[rows])
+            hashes.append(row_hash[rows])
+            if isinstance(seg.ids, np.ndarray):
+                ids.append(pa.array(np.asarray(seg.ids)[rows], pa.int64()))
+            else:
+                ids.append(seg.ids.take(pa.array(rows, pa.int64())))
+        all_keys = np.concatenate(keys)
+        order = np.argsort(all_keys, kind="stable")
+        all_hashes = np.concatenate(hashes)[order]
+        all_ids = pa.concat_arrays(ids).take(pa.array(order, pa.int64()))
+        stored: Any = all_ids.to_numpy() if self.id_type == "int" else all_ids
+        hash_rows = np.argsort(all_hashes, kind="stable").astype(np.int64)
+        return IdSegment(
+            uuid.uuid4().hex[:16], all_keys[order], stored, all_hashes[hash_rows], hash_rows
+        )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str], *, segments_dir: str | os.PathLike[str]) -> None:
