@@ -158,8 +158,9 @@ class Writing:
 
     def optimize(self) -> None:
         """Compact the collection in one commit: the Lance documents' fragments, each sparse
-        index into one segment, the dense index into one segment per ``segment_max`` vectors (2M:
-        deleted vectors dropped, IVF lists rebuilt past ``ivf_min``); then remove the Lance versions and index files no
+        index into one segment, the dense index into one segment per ``segment_max`` vectors
+        (2M: deleted vectors dropped, IVF lists rebuilt past ``ivf_min``; each merged segment is
+        written to disk as it is made); then remove the Lance versions and index files no
         retained commit needs, and files of killed writes. Costs O(the collection).
 
         Search results are unchanged (approximate dense search may find other neighbours: its
