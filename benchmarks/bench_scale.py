@@ -291,6 +291,10 @@ def _lat(entry: dict[str, Any] | None) -> str:
     return f"{entry['p50_ms']:.2f}" + (f" ({rec:.3f})" if rec is not None else "")
 
 
+def _rss_open(after_open: float, after_import: float) -> str:
+    return f"{after_open} ({after_import}; {round(after_open - after_import, 1)})"
+
+
 def table(results: dict[str, Any]) -> str:
     """One markdown table per size: granite-index beside LanceDB (when it ran at that size)."""
     out = []
@@ -343,11 +347,11 @@ def table(results: dict[str, Any]) -> str:
             ],
             [
                 "RSS after open, MiB (after import; added by open)",
-                f"{r['rss_mib']['after_open']} ({r['rss_mib']['after_import']}; "
-                f"{round(r['rss_mib']['after_open'] - r['rss_mib']['after_import'], 1)})",
+                _rss_open(r["rss_mib"]["after_open"], r["rss_mib"]["after_import"]),
                 lance
-                and f"{lance['rss']['after_open_mib']} ({lance['rss']['after_import_lancedb_mib']}; "
-                f"{round(lance['rss']['after_open_mib'] - lance['rss']['after_import_lancedb_mib'], 1)})",
+                and _rss_open(
+                    lance["rss"]["after_open_mib"], lance["rss"]["after_import_lancedb_mib"]
+                ),
             ],
             [
                 "RSS after 1,000 queries, MiB (anonymous)",

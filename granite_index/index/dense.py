@@ -67,9 +67,10 @@ class DenseIndexConfig:
     ``approximate_from``: live vectors from which ``auto`` searches approximately. ``ivf_min``:
     rows from which a segment gets IVF lists (``ivf``, ``auto``) or an HNSW graph (``hnsw``).
     ``merge_max``: the largest segment an add's merges make; ``segment_max``: the largest one
-    :meth:`DenseIndex.optimize` makes (bigger collections get several). ``nlist`` (None: about 2·sqrt(n)
-    per segment) and ``nprobe`` for IVF; ``hnsw_m``, ``ef_construction``, ``ef_search`` for
-    HNSW; ``quantization`` and ``rescore`` (rows rescored exactly per segment) for codes.
+    :meth:`DenseIndex.optimize` makes (bigger collections get several). ``nlist`` (None: about
+    2·sqrt(n) per segment) and ``nprobe`` for IVF; ``hnsw_m``, ``ef_construction``,
+    ``ef_search`` for HNSW; ``quantization`` and ``rescore`` (rows rescored exactly per segment)
+    for codes.
     """
 
     dim: int
