@@ -60,6 +60,17 @@ CHILD = textwrap.dedent(
 )
 
 
+def _kill_at(tmp_path: Path, col_path: Path, mode: str, line: str) -> None:
+    """Run the child in ``mode`` until it prints ``line``, then SIGKILL it."""
+    child = _spawn(tmp_path, col_path, mode)
+    try:
+        assert child.stdout.readline().strip() == line
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+
 def _spawn(tmp_path: Path, col_path: Path, mode: str) -> subprocess.Popen:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
@@ -101,13 +112,7 @@ def test_kill_before_manifest_swap_keeps_last_commit(tmp_path, base):
     q = unit_rows(5, 32, seed=7)
     before = Collection.open(base, device="cpu").search(q, k=10)
     before_bm25 = Collection.open(base, device="cpu").search(["doc 3", "text"], k=10, mode="bm25")
-    child = _spawn(tmp_path, base, "stall")
-    try:
-        assert child.stdout.readline().strip() == "COMMITTING"  # Lance data + index already written
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-    assert child.returncode == -signal.SIGKILL
+    _kill_at(tmp_path, base, "stall", "COMMITTING")  # Lance data + index already written
     col = Collection.open(base, device="cpu")
     assert len(col) == 30 and "new0" not in col
     after = col.search(q, k=10)
@@ -151,12 +156,7 @@ def test_kill_after_optimize_spilled_a_dense_segment_keeps_last_commit(tmp_path,
     q = unit_rows(5, 32, seed=7)
     segments = base / "dense" / "segments"
     listed = {p.name for p in segments.iterdir()}
-    child = _spawn(tmp_path, base, "spill")
-    try:
-        assert child.stdout.readline().strip() == "SPILLED"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+    _kill_at(tmp_path, base, "spill", "SPILLED")
     col = Collection.open(base, device="cpu")
     assert len(col) == 25 and "d0" not in col and "d5" in col  # the delete committed
     extra = {p.name for p in segments.iterdir()} - listed
@@ -174,12 +174,7 @@ def test_kill_after_optimize_spilled_a_dense_segment_keeps_last_commit(tmp_path,
 def test_kill_after_a_new_metadata_column_keeps_last_commit(tmp_path, base):
     """An add whose metadata brings a new field adds a Lance column before its commit: killed
     there, the collection keeps its schema and documents, and a later add makes the column."""
-    child = _spawn(tmp_path, base, "stall-field")
-    try:
-        assert child.stdout.readline().strip() == "COMMITTING"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+    _kill_at(tmp_path, base, "stall-field", "COMMITTING")
     col = Collection.open(base, device="cpu")
     assert len(col) == 30 and "colour" not in col.schema.names
     _check_consistent(col)
