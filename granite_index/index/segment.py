@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from granite_index._kernels import pruning as PK
 from granite_index._kernels import segments as SK
 from granite_index._kernels import sparse_scoring as K
 from granite_index.index.listing import listed_files
@@ -44,6 +45,13 @@ class Segment:
     # BM25 cache (in memory only): tf / (tf + norm) per posting, valid where ``ready`` is set
     cache: np.ndarray | None = None
     ready: np.ndarray | None = None
+    # per term, the largest of its weights (BM25: of its cache), valid where ``bounded`` is set
+    tmax: np.ndarray | None = None
+    bounded: np.ndarray | None = None
+    # statically pruned copies for approximate search, by kept fraction (in memory only)
+    views: dict[float, Segment] | None = None
+    # the postings document-major (doc_ptr, doc_terms, doc_w), for exact rescoring (in memory)
+    fwd: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def n_postings(self) -> int:
@@ -71,6 +79,42 @@ class Segment:
         if isinstance(self.post_w, np.memmap):
             for i in filled.tolist():
                 release_pages(self.post_w, int(self.term_ptr[i]), int(self.term_ptr[i + 1]))
+
+    def term_bounds(self, q_terms: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        """Per term, the largest of its ``vals`` (the BM25 cache, filled for ``q_terms``, or the
+        impacts), computed for the query terms not yet bounded (MaxScore's term upper bounds).
+        A change of the BM25 statistics clears ``bounded`` with the cache."""
+        if self.tmax is None or self.bounded is None:
+            self.tmax = np.zeros(len(self.term_ids), np.float32)
+            self.bounded = np.zeros(len(self.term_ids), np.uint8)
+        PK.term_max(q_terms, self.term_ids, self.term_ptr, vals, self.tmax, self.bounded)
+        return self.tmax
+
+    def pruned(self, keep: float, min_keep: int) -> Segment:
+        """This segment with each term's list cut to its heaviest ``keep`` fraction (at least
+        ``min_keep`` postings), built on first use and kept in memory (see
+        :func:`~granite_index._kernels.pruning.static_prune`)."""
+        if self.views is None:
+            self.views = {}
+        view = self.views.get(keep)
+        if view is None:
+            ptr, doc, w = PK.static_prune(
+                self.term_ptr, self.post_doc, self.post_w, float(keep), np.int64(min_keep)
+            )
+            view = Segment(
+                f"{self.name}-keep{keep}", self.base, self.n_docs, self.term_ids, ptr, doc, w
+            )
+            self.views[keep] = view
+        return view
+
+    def forward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The postings document-major (see :func:`~granite_index._kernels.pruning.forward_index`),
+        built on first use and kept in memory."""
+        if self.fwd is None:
+            self.fwd = PK.forward_index(
+                self.term_ids, self.term_ptr, self.post_doc, self.post_w, np.int64(self.n_docs)
+            )
+        return self.fwd
 
     @property
     def nbytes(self) -> int:

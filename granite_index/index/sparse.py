@@ -44,6 +44,7 @@ import numba
 import numpy as np
 import pyarrow.feather as feather
 
+from granite_index._kernels import pruning as PK
 from granite_index._kernels import segments as SK
 from granite_index._kernels import sparse_scoring as K
 from granite_index.encoders.analyzer import Analyzer, Vocabulary
@@ -57,10 +58,16 @@ from granite_index.types import SearchResult
 from granite_index.validate import check_k, check_queries, is_text_list, preview
 
 Weighting = Literal["bm25", "impact"]
+Strategy = Literal["auto", "exhaustive", "pruned"]
 #: 2: no ``df.npy`` (document frequencies are counted from the segments at load)
 FORMAT_VERSION = 2
 #: fraction of dead positions past which ``delete`` compacts the index
 COMPACT_AT = 0.5
+#: approximate search (``keep``): a cut list keeps at least this many postings
+MIN_KEEP = 64
+#: approximate search: candidates rescored exactly, ``max(RERANK · k, k + RERANK_MIN)``
+RERANK = 4
+RERANK_MIN = 40
 
 
 class SparseIndex:
@@ -397,6 +404,8 @@ class SparseIndex:
         for seg in self.segments:
             if seg.ready is not None:
                 seg.ready[:] = 0
+            if seg.bounded is not None and self.weighting == "bm25":
+                seg.bounded[:] = 0
 
     def _allowed_mask(self, allow: Any) -> np.ndarray:
         """uint8 (n_positions,): 1 at the live positions of the keys ``allow``. The last filter's
@@ -553,6 +562,8 @@ class SparseIndex:
         threads: int | None = None,
         oracle: bool = False,
         allow: Any = None,
+        strategy: Strategy = "auto",
+        keep: float | None = None,
     ) -> SearchResult:
         """Exact top-k for a batch of queries.
 
@@ -571,8 +582,28 @@ class SparseIndex:
         allow : array-like of int64, optional
             Only these keys may be returned (a filter applied before the top-k, so each query
             gets ``min(k, matching documents)`` hits).
+        strategy : {"auto", "exhaustive", "pruned"}
+            How each segment is scored; every strategy returns the same (exact) results.
+            ``exhaustive`` reads every posting of the query's terms; ``pruned`` skips postings
+            that cannot reach the top k (MaxScore: long, low-weight lists are only probed for
+            the documents still in the running); ``auto`` prunes where it pays. Measured on
+            the benchmark corpora (realistic and i.i.d. text, learned-sparse vectors), the
+            exhaustive kernel was faster on almost every query, so ``auto`` is exhaustive
+            today; ``pruned`` stays for long queries with very skewed term weights.
+        keep : float in (0, 1], optional
+            Approximate search (impact weighting only; learned-sparse vectors): each term's
+            posting list is cut to its heaviest ``keep`` fraction (at least
+            :data:`MIN_KEEP` postings), the top candidates over the cut lists are rescored
+            exactly over the full lists, and the best k are returned with exact scores. Smaller
+            is faster and finds fewer of the exact top k (see the README's recall / latency
+            table). Each segment's cut lists are built on its first approximate query, so new
+            segments join at once. Default: exact search.
         """
         k = check_k(k)
+        if keep is not None:
+            return self._search_approximate(queries, k, keep, threads, allow)
+        if strategy not in ("auto", "exhaustive", "pruned"):
+            raise ValueError(f"strategy must be 'auto', 'exhaustive' or 'pruned'; got {strategy!r}")
         q_ptr, q_terms, q_w = self.prepare(queries)[:3]
         n_q = len(q_ptr) - 1
         if threads is None:
@@ -592,7 +623,13 @@ class SparseIndex:
                 if bm25:
                     seg.fill_cache(q_terms, norm)
                 vals = seg.cache if bm25 else seg.post_w
-                s, p = K.score_topk(q_ptr, q_terms, q_w, seg, vals, alive, kk, threads, masked)
+                if self._prunes(strategy, seg, kk):
+                    tmax = seg.term_bounds(q_terms, vals)
+                    s, p, _ = PK.pruned_topk(
+                        q_ptr, q_terms, q_w, seg, vals, tmax, alive, kk, threads
+                    )
+                else:
+                    s, p = K.score_topk(q_ptr, q_terms, q_w, seg, vals, alive, kk, threads, masked)
             parts_s.append(s)
             parts_p.append(p)
         ids = np.full((n_q, k), -1, np.int64)
@@ -606,6 +643,63 @@ class SparseIndex:
             ids[:, :kk] = np.where(found, self.keys[np.where(found, p, 0)], -1)
             scores[:, :kk] = np.where(found, s, -np.inf)
         return SearchResult(ids, scores)
+
+    def _search_approximate(
+        self, queries: Any, k: int, keep: float, threads: int | None, allow: Any
+    ) -> SearchResult:
+        """:meth:`search` with ``keep``: candidates from the cut lists, rescored exactly."""
+        if self.weighting != "impact":
+            raise ValueError(
+                "keep (approximate search) is for impact indexes (learned-sparse vectors); "
+                "BM25 search is always exact"
+            )
+        if not (isinstance(keep, (int, float)) and 0 < keep <= 1):
+            raise ValueError(f"keep must be a number in (0, 1]; got {keep!r}")
+        prepared = self.prepare(queries)
+        q_ptr, q_terms, q_w = prepared[:3]
+        n_q = len(q_ptr) - 1
+        threads = max(1, int(threads or numba.config.NUMBA_NUM_THREADS))
+        depth = min(max(RERANK * k, k + RERANK_MIN), max(self.n_alive, 1))
+        alive, masked = self.alive, self.n_alive < self.n_positions
+        if allow is not None:
+            alive, masked = self._allowed_mask(allow), True
+        parts_s, parts_p = [], []
+        for seg in self.segments:
+            view = seg.pruned(float(keep), MIN_KEEP)
+            s, p = K.score_topk(
+                q_ptr, q_terms, q_w, view, view.post_w, alive, depth, threads, masked
+            )
+            parts_s.append(s)
+            parts_p.append(p)
+        ids = np.full((n_q, k), -1, np.int64)
+        scores = np.full((n_q, k), -np.inf, np.float32)
+        if not parts_s:
+            return SearchResult(ids, scores)
+        pos = np.hstack(parts_p)
+        exact = np.zeros(pos.shape, np.float32)
+        for seg in self.segments:
+            PK.rescore_forward(
+                q_ptr,
+                q_terms,
+                q_w,
+                *seg.forward(),
+                np.int64(seg.base),
+                np.int64(seg.n_docs),
+                pos,
+                exact,
+            )
+        kk = min(k, pos.shape[1])
+        s, p = K.merge_topk(exact, pos, kk)
+        found = p >= 0
+        ids[:, :kk] = np.where(found, self.keys[np.where(found, p, 0)], -1)
+        scores[:, :kk] = np.where(found, s, -np.inf)
+        return SearchResult(ids, scores)
+
+    @staticmethod
+    def _prunes(strategy: Strategy, seg: Segment, k: int) -> bool:
+        """Whether ``seg`` is scored with pruning (see :meth:`search`'s ``strategy``)."""
+        # auto: exhaustive, the faster on every corpus of benchmarks.bench_sparse_frontier
+        return strategy == "pruned"
 
     # ------------------------------------------------------------------ persistence
     def save(

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from granite_index.errors import DuplicateIdError, UnknownIdError
 from granite_index.index.sparse import SparseIndex
-from tests.sparse_rows import random_csr
+from tests.sparse_rows import random_csr, topical_csr
 
 
 def _bm25_by_hand(docs: dict[int, dict[int, int]], query: list[int], k1=1.2, b=0.75):
@@ -265,9 +265,11 @@ def test_any_adds_and_deletes_equal_a_rebuild(ops, weighting):
     assert len(idx) == len(live)
     queries = random_csr(rng, 20, 45, max_len=5, impacts=True)
     for k in (3, 50):
-        got, want = idx.search(queries, k=k), ref.search(queries, k=k)
-        np.testing.assert_array_equal(got.ids, want.ids)
-        np.testing.assert_array_equal(got.scores, want.scores)  # bit-identical: exact statistics
+        want = ref.search(queries, k=k)
+        for strategy in ("exhaustive", "pruned"):
+            got = idx.search(queries, k=k, strategy=strategy)
+            np.testing.assert_array_equal(got.ids, want.ids)
+            np.testing.assert_array_equal(got.scores, want.scores)  # bit-identical statistics
 
 
 def test_segments_stay_logarithmic():
@@ -526,3 +528,69 @@ def test_format_1_folder_with_live_document_frequencies_loads(tmp_path):
     back.save(tmp_path / "sp")  # the next save writes the vocabulary as segments
     assert (tmp_path / "sp" / "vocab" / "index.json").is_file()
     assert SparseIndex.load(tmp_path / "sp").vocab.terms == [*terms, "newword"]
+
+
+@pytest.mark.parametrize("weighting", ["bm25", "impact"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pruned_search_equals_exhaustive_bit_for_bit(weighting, threads):
+    rng = np.random.default_rng(21)
+    indptr, indices, values, topics = topical_csr(rng, impacts=weighting == "impact")
+    idx = SparseIndex(weighting)
+    half = 3000
+    idx.add(np.arange(half), indptr[: half + 1], indices[: indptr[half]], values[: indptr[half]])
+    idx.add(np.arange(half, 6000), indptr[half:] - indptr[half], indices[indptr[half] :],
+            values[indptr[half] :])  # fmt: skip
+    idx.delete(np.arange(0, 6000, 13))
+    qs = [np.concatenate([rng.choice(topics[t], 3, replace=False), rng.choice(50, 3, replace=False)])
+          for t in rng.integers(0, 60, 40)]  # fmt: skip
+    q = (
+        np.cumsum([0] + [len(x) for x in qs]),
+        np.concatenate(qs),
+        rng.random(sum(map(len, qs))) + 0.1,
+    )
+    allow = np.arange(1, 6000, 2)
+    for k in (1, 10, 100):
+        for extra in ({}, {"allow": allow}):
+            a = idx.search(q, k=k, threads=threads, strategy="pruned", **extra)
+            b = idx.search(q, k=k, threads=threads, strategy="exhaustive", **extra)
+            np.testing.assert_array_equal(a.ids, b.ids)
+            np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_approximate_search_is_exact_at_keep_1_and_finds_more_as_keep_grows():
+    rng = np.random.default_rng(8)
+    indptr, indices, values, topics = topical_csr(rng, n_docs=8000, impacts=True)
+    idx = SparseIndex("impact")
+    idx.add(np.arange(8000) * 2, indptr, indices, values)
+    idx.delete(np.arange(0, 16000, 22))
+    qs = [rng.choice(topics[t], 8, replace=False) for t in rng.integers(0, 60, 50)]
+    q = (np.arange(0, 401, 8), np.concatenate(qs), rng.random(400).astype(np.float32) + 0.1)
+    exact = idx.search(q, k=10)
+    full = idx.search(q, k=10, keep=1.0)
+    np.testing.assert_array_equal(full.ids, exact.ids)
+    np.testing.assert_array_equal(full.scores, exact.scores)
+    recalls = []
+    for keep in (0.02, 0.1, 0.4):
+        got = idx.search(q, k=10, keep=keep)
+        recalls.append(np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got.ids, exact.ids)]))
+        # returned scores are exact (bit for bit what search and score give)
+        np.testing.assert_array_equal(got.scores, idx.score(q, got.ids))
+        assert not np.isin(got.ids, np.arange(0, 16000, 22)).any()  # deleted stay gone
+    assert recalls[0] <= recalls[1] <= recalls[2] and recalls[2] >= 0.9, recalls
+    # a filter holds, and a segment added after an approximate query joins at once
+    allow = np.arange(0, 16000, 4)
+    assert np.isin(idx.search(q, k=10, keep=0.1, allow=allow).ids, np.append(allow, -1)).all()
+    idx.add([99999], [0, 2], qs[0][:2], [50.0, 50.0])
+    assert idx.search(q, k=1, keep=0.1).ids[0, 0] == 99999
+
+
+def test_bad_strategy_and_keep_are_errors(small):
+    with pytest.raises(ValueError, match="strategy"):
+        small.search(["x"], strategy="fast")
+    with pytest.raises(ValueError, match="impact"):
+        small.search(["x"], keep=0.5)  # BM25 is always exact
+    idx = SparseIndex("impact")
+    idx.add([1], [0, 1], [3], [1.0])
+    for bad in (0, 1.5, "half"):
+        with pytest.raises(ValueError, match="keep"):
+            idx.search(([0, 1], [3], [1.0]), keep=bad)

@@ -1,0 +1,398 @@
+"""Exact top-k with dynamic pruning (MaxScore, term at a time), with a plain-numpy twin.
+
+Array conventions are those of :mod:`granite_index._kernels.sparse_scoring`: a segment's
+``term_ids`` / ``term_ptr`` / ``post_doc`` and one weight per posting in ``vals`` (the BM25 cache
+``tf / (tf + norm)`` or the impacts); queries as CSR (``q_ptr``, ``q_terms``, ``q_w``).
+``tmax`` holds, per term of the segment, the largest of its ``vals`` (:func:`term_max`).
+
+How a query is answered (per segment):
+
+1. Each query term gets an upper bound ``u = q_w · tmax``; terms are taken in descending ``u``.
+2. *Essential* terms are scored in full, term at a time, into accumulators (only the touched
+   documents are remembered). After a term, ``theta`` (the k-th best partial score of an alive
+   document: a lower bound of the final k-th best score) is compared with the sum of the bounds of
+   the terms left: once it is larger, no document outside the touched ones can reach the top k,
+   so the remaining (long, low-weight) terms are never scanned in full.
+3. *Candidates* are the touched documents whose partial score plus the bounds left can still reach
+   ``theta``. Each remaining term is merged into the candidates (a galloping search through its
+   postings: cost ``c · log(len / c)`` for ``c`` candidates, instead of ``len``); after each term
+   candidates that can no longer reach ``theta`` are dropped and ``theta`` rises.
+4. The survivors are rescored with the query's terms in the query's order, so that every score is
+   bit-identical to the exhaustive kernels' (which add the terms in that order), and the top k are
+   taken, ties to the lower position.
+
+Bounds are compared with a relative margin of :data:`MARGIN` (float32 sums in another order can
+differ in the last bits), so the pruning never drops a document the exhaustive order would keep:
+results equal the exhaustive kernels' exactly.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+#: relative safety margin of the pruning comparisons (float32 rounding of sums in another order)
+MARGIN = 1e-5
+#: theta is recomputed only after the bounds left shrank by this factor since the last time
+RECHECK = 0.9
+
+
+@njit(cache=True, nogil=True)
+def term_max(q_terms, term_ids, term_ptr, vals, tmax, ready):
+    """``tmax[i] = max(vals[term_ptr[i]:term_ptr[i + 1]])`` for the query terms not yet ``ready``
+    (``i`` indexes ``term_ids``); marks them ready."""
+    n_terms = len(term_ids)
+    for j in range(len(q_terms)):
+        t = q_terms[j]
+        i = np.searchsorted(term_ids, t)
+        if i < n_terms and term_ids[i] == t and not ready[i]:
+            v = vals[term_ptr[i] : term_ptr[i + 1]]
+            mx = np.float32(0)
+            for x in range(len(v)):
+                mx = v[x] if v[x] > mx else mx
+            tmax[i] = mx
+            ready[i] = 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _key(s, d):
+    """(score >= 0, local position < 2**32) as one uint64 that sorts best first, ties to the lower
+    position (a non-negative float32's bits order like its value)."""
+    bits = np.uint32(np.array([s], dtype=np.float32).view(np.uint32)[0])
+    return (np.uint64(0xFFFFFFFF - bits) << np.uint64(32)) | np.uint64(d)
+
+
+@njit(cache=True, nogil=True)
+def _kth_alive(acc, docs, n, alive, base, k, buf):
+    """The k-th largest ``acc`` among the alive documents of ``docs[:n]`` (0 if fewer than k)."""
+    cnt = 0
+    for i in range(n):
+        d = docs[i]
+        if alive[base + d]:
+            buf[cnt] = acc[d]
+            cnt += 1
+    if cnt < k:
+        return 0.0
+    return np.float64(np.partition(buf[:cnt], cnt - k)[cnt - k])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _find(post_doc, a, b, d):
+    """Index of document ``d`` in ``post_doc[a:b]`` (ascending), or -1."""
+    hi = b
+    while a < b:
+        mid = (a + b) >> 1
+        if post_doc[mid] < d:
+            a = mid + 1
+        else:
+            b = mid
+    return a if a < hi and post_doc[a] == d else -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _gallop(post_doc, p, end, d):
+    """First index in ``post_doc[p:end]`` (ascending) whose document is >= d (``end`` if none)."""
+    if p >= end or post_doc[p] >= d:
+        return p
+    step = 1
+    while p + step < end and post_doc[p + step] < d:
+        step *= 2
+    a = p + step // 2 + 1
+    b = min(p + step, end)
+    while a < b:
+        mid = (a + b) >> 1
+        if post_doc[mid] < d:
+            a = mid + 1
+        else:
+            b = mid
+    return a
+
+
+@njit(cache=True, nogil=True)
+def _one_query(lo, hi, ws, m, post_doc, vals, tmax_q, alive, base, k, acc, touched, cand, buf,
+               out_s, out_p):  # fmt: skip
+    """Answer one query over ``m`` found terms (``lo``/``hi`` posting ranges, weights ``ws`` in
+    the query's order, bounds' factors ``tmax_q``) into ``out_s`` / ``out_p``; returns the number
+    of postings it read in full (for the tests and benchmarks)."""
+    u = np.empty(m, np.float64)
+    for j in range(m):
+        u[j] = np.float64(ws[j]) * np.float64(tmax_q[j])
+    order = np.argsort(-u, kind="mergesort")
+    rest = np.zeros(m + 1, np.float64)  # rest[t]: the bounds of the terms order[t:]
+    for t in range(m - 1, -1, -1):
+        rest[t] = rest[t + 1] + u[order[t]]
+    theta = 0.0
+    checked = np.inf  # rest[] when theta was last computed
+    nt = 0
+    t = 0
+    read = 0
+    while t < m:
+        if rest[t] * (1 + MARGIN) < theta:
+            break
+        j = order[t]
+        w = ws[j]
+        docs = post_doc[lo[j] : hi[j]]
+        v = vals[lo[j] : hi[j]]
+        read += len(docs)
+        for i in range(len(docs)):
+            d = docs[i]
+            c = w * v[i]
+            a = acc[d]
+            touched[nt] = d  # kept only on the first match (branch-free)
+            nt += (a == 0) & (c > 0)
+            acc[d] = a + c
+        t += 1
+        if t < m and nt >= k and rest[t] < RECHECK * checked:
+            theta = max(theta, _kth_alive(acc, touched, nt, alive, base, k, buf))
+            checked = rest[t]
+    if nt >= k:
+        theta = max(theta, _kth_alive(acc, touched, nt, alive, base, k, buf))
+    # candidates: touched documents that can still reach theta, ascending
+    nc = 0
+    for i in range(nt):
+        d = touched[i]
+        if (acc[d] + rest[t]) * (1 + MARGIN) >= theta:
+            cand[nc] = d
+            nc += 1
+    cand[:nc].sort()
+    while t < m:
+        j = order[t]
+        w = ws[j]
+        p, end = lo[j], hi[j]
+        for c in range(nc):
+            d = cand[c]
+            p = _gallop(post_doc, p, end, d)
+            if p >= end:
+                break
+            if post_doc[p] == d:
+                acc[d] += w * vals[p]
+        t += 1
+        if nc >= k:
+            theta = max(theta, _kth_alive(acc, cand, nc, alive, base, k, buf))
+        kept = 0
+        for c in range(nc):
+            d = cand[c]
+            if (acc[d] + rest[t]) * (1 + MARGIN) >= theta:
+                cand[kept] = d
+                kept += 1
+        nc = kept
+    # all terms counted: keep what can still be in the top k, rescore it in the query's order
+    if nc >= k:
+        theta = max(theta, _kth_alive(acc, cand, nc, alive, base, k, buf))
+    keys = np.empty(nc, np.uint64)
+    n = 0
+    for c in range(nc):
+        d = cand[c]
+        if alive[base + d] and acc[d] * (1 + MARGIN) >= theta:
+            s = np.float32(0)
+            for j in range(m):
+                x = _find(post_doc, lo[j], hi[j], d)
+                if x >= 0:
+                    s += ws[j] * vals[x]
+            keys[n] = _key(s, d)
+            n += 1
+    for i in range(nt):
+        acc[touched[i]] = 0
+    keys = np.sort(keys[:n])
+    for i in range(min(n, k)):
+        bits = np.uint32(0xFFFFFFFF) - np.uint32(keys[i] >> np.uint64(32))
+        out_s[i] = np.array([bits], dtype=np.uint32).view(np.float32)[0]
+        out_p[i] = base + np.int64(keys[i] & np.uint64(0xFFFFFFFF))
+    return read
+
+
+def _pruned_topk(q_ptr, q_terms, q_w, term_ids, term_ptr, post_doc, vals, tmax, alive, base,
+                 n_docs, k, n_groups):  # fmt: skip
+    n_q = len(q_ptr) - 1
+    out_s = np.full((n_q, k), -np.inf, dtype=np.float32)
+    out_p = np.full((n_q, k), -1, dtype=np.int64)
+    read = np.zeros(n_q, np.int64)
+    n_terms = len(term_ids)
+    per = (n_q + n_groups - 1) // n_groups
+    max_q = 0
+    for q in range(n_q):
+        max_q = max(max_q, q_ptr[q + 1] - q_ptr[q])
+    for g in prange(n_groups):
+        acc = np.zeros(n_docs, dtype=np.float32)
+        touched = np.empty(n_docs, dtype=np.uint32)
+        cand = np.empty(n_docs, dtype=np.uint32)
+        buf = np.empty(n_docs, dtype=np.float32)
+        lo = np.empty(max_q, dtype=np.int64)
+        hi = np.empty(max_q, dtype=np.int64)
+        ws = np.empty(max_q, dtype=np.float32)
+        tq = np.empty(max_q, dtype=np.float32)
+        for q in range(g * per, min(n_q, (g + 1) * per)):
+            m = 0
+            for j in range(q_ptr[q], q_ptr[q + 1]):
+                t = q_terms[j]
+                i = np.searchsorted(term_ids, t)
+                if i < n_terms and term_ids[i] == t:
+                    lo[m], hi[m], ws[m], tq[m] = term_ptr[i], term_ptr[i + 1], q_w[j], tmax[i]
+                    m += 1
+            if m:
+                read[q] = _one_query(lo, hi, ws, m, post_doc, vals, tq, alive, base, k, acc,
+                                     touched, cand, buf, out_s[q], out_p[q])  # fmt: skip
+    return out_s, out_p, read
+
+
+def _renamed(fn, name):
+    """A copy of ``fn`` under another name (numba's on-disk cache is keyed by qualified name)."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = name
+    return copy
+
+
+_pruned_serial = njit(cache=True, nogil=True)(_renamed(_pruned_topk, "_pruned_serial"))
+_pruned_parallel = njit(cache=True, nogil=True, parallel=True)(
+    _renamed(_pruned_topk, "_pruned_parallel")
+)
+
+
+def pruned_topk(q_ptr, q_terms, q_w, seg, vals, tmax, alive, k: int, threads: int):
+    """Exact top-k (scores, positions) of one segment for a query batch, with MaxScore pruning
+    (see module docs); -inf / -1 where fewer match. Also returns the postings each query read in
+    full (int64, n_queries). ``tmax`` must be ready for the query's terms (:func:`term_max`)."""
+    n_q = len(q_ptr) - 1
+    n_groups = max(1, min(threads, n_q))
+    args = (
+        q_ptr,
+        q_terms,
+        q_w,
+        seg.term_ids,
+        seg.term_ptr,
+        seg.post_doc,
+        vals,
+        tmax,
+        alive,
+        np.int64(seg.base),
+        np.int64(seg.n_docs),
+        np.int64(k),
+        np.int64(n_groups),
+    )
+    if n_groups == 1:
+        return _pruned_serial(*args)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return _pruned_parallel(*args)
+    finally:
+        numba.set_num_threads(previous)
+
+
+@njit(cache=True, nogil=True)
+def static_prune(term_ptr, post_doc, post_w, frac, min_keep):
+    """Each term's heaviest postings: the ``max(min_keep, ceil(frac · len))`` largest weights of
+    every list (all of a shorter list), in document order; ties at the cut go to the lower
+    documents. Returns ``(term_ptr, post_doc, post_w)`` of the cut lists (same terms)."""
+    n_terms = len(term_ptr) - 1
+    keep = np.empty(n_terms, np.int64)
+    for i in range(n_terms):
+        n = term_ptr[i + 1] - term_ptr[i]
+        keep[i] = min(n, max(min_keep, np.int64(np.ceil(frac * n))))
+    ptr = np.zeros(n_terms + 1, np.int64)
+    ptr[1:] = np.cumsum(keep)
+    doc = np.empty(ptr[-1], np.uint32)
+    w = np.empty(ptr[-1], np.float32)
+    for i in range(n_terms):
+        lo, hi = term_ptr[i], term_ptr[i + 1]
+        o = ptr[i]
+        if keep[i] == hi - lo:
+            doc[o : ptr[i + 1]] = post_doc[lo:hi]
+            w[o : ptr[i + 1]] = post_w[lo:hi]
+            continue
+        vals = post_w[lo:hi]
+        cut = np.partition(vals.copy(), len(vals) - keep[i])[len(vals) - keep[i]]
+        ties = keep[i]
+        for x in range(len(vals)):
+            ties -= vals[x] > cut
+        for x in range(len(vals)):
+            v = vals[x]
+            if v > cut or (v == cut and ties > 0):
+                ties -= v == cut
+                doc[o] = post_doc[lo + x]
+                w[o] = v
+                o += 1
+    return ptr, doc, w
+
+
+def static_prune_numpy(term_ptr, post_doc, post_w, frac, min_keep):
+    """Plain-numpy twin of :func:`static_prune`."""
+    ptrs, docs, ws = [0], [], []
+    for i in range(len(term_ptr) - 1):
+        d = np.asarray(post_doc[term_ptr[i] : term_ptr[i + 1]])
+        v = np.asarray(post_w[term_ptr[i] : term_ptr[i + 1]])
+        keep = min(len(v), max(min_keep, int(np.ceil(frac * len(v)))))
+        best = np.sort(np.lexsort((d, -v))[:keep])  # heaviest, ties to lower documents
+        docs.append(d[best])
+        ws.append(v[best])
+        ptrs.append(ptrs[-1] + keep)
+    return (
+        np.asarray(ptrs, np.int64),
+        np.concatenate(docs).astype(np.uint32) if docs else np.zeros(0, np.uint32),
+        np.concatenate(ws).astype(np.float32) if ws else np.zeros(0, np.float32),
+    )
+
+
+@njit(cache=True, nogil=True)
+def forward_index(term_ids, term_ptr, post_doc, post_w, n_docs):
+    """The segment's postings document-major (a forward index): ``(doc_ptr int64 (n_docs + 1),
+    doc_terms uint32, doc_w float32)``, each document's terms ascending."""
+    doc_ptr = np.zeros(n_docs + 1, np.int64)
+    for p in range(len(post_doc)):
+        doc_ptr[post_doc[p] + 1] += 1
+    for d in range(n_docs):
+        doc_ptr[d + 1] += doc_ptr[d]
+    fill = doc_ptr[:-1].copy()
+    doc_terms = np.empty(len(post_doc), np.uint32)
+    doc_w = np.empty(len(post_doc), np.float32)
+    for i in range(len(term_ids)):  # terms ascending, so each document's terms come ascending
+        for p in range(term_ptr[i], term_ptr[i + 1]):
+            d = post_doc[p]
+            doc_terms[fill[d]] = term_ids[i]
+            doc_w[fill[d]] = post_w[p]
+            fill[d] += 1
+    return doc_ptr, doc_terms, doc_w
+
+
+@njit(cache=True, nogil=True)
+def rescore_forward(q_ptr, q_terms, q_w, doc_ptr, doc_terms, doc_w, base, n_docs, positions, out):
+    """Exact impact scores of given documents from a forward index: ``out[q, c]`` for
+    ``positions[q, c]`` inside this segment (others untouched). Each document's matches are
+    gathered per query term, then added in the query's order from 0, as every search kernel
+    adds them, so a score is bit-identical to the exhaustive search's. A document costs its own
+    terms plus the query's (a merge of two ascending lists), not a search per posting list."""
+    n_q = len(q_ptr) - 1
+    max_q = 0
+    for q in range(n_q):
+        max_q = max(max_q, q_ptr[q + 1] - q_ptr[q])
+    part = np.zeros(max_q, np.float32)
+    for q in range(n_q):
+        a, b = q_ptr[q], q_ptr[q + 1]
+        m = b - a
+        order = np.argsort(q_terms[a:b])
+        sq = q_terms[a:b][order]
+        for c in range(positions.shape[1]):
+            pos = positions[q, c]
+            if pos < base or pos >= base + n_docs:
+                continue
+            d = pos - base
+            i, j = doc_ptr[d], 0
+            end = doc_ptr[d + 1]
+            while i < end and j < m:
+                t = doc_terms[i]
+                if t < sq[j]:
+                    i += 1
+                elif t > sq[j]:
+                    j += 1
+                else:
+                    part[order[j]] = q_w[a + order[j]] * doc_w[i]
+                    i += 1
+                    j += 1
+            s = np.float32(0)
+            for x in range(m):
+                s += part[x]
+                part[x] = 0
+            out[q, c] = s
