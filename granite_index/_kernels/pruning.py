@@ -283,60 +283,6 @@ def pruned_topk(q_ptr, q_terms, q_w, seg, vals, tmax, alive, k: int, threads: in
 
 
 @njit(cache=True, nogil=True)
-def static_prune(term_ptr, post_doc, post_w, frac, min_keep):
-    """Each term's heaviest postings: the ``max(min_keep, ceil(frac · len))`` largest weights of
-    every list (all of a shorter list), in document order; ties at the cut go to the lower
-    documents. Returns ``(term_ptr, post_doc, post_w)`` of the cut lists (same terms)."""
-    n_terms = len(term_ptr) - 1
-    keep = np.empty(n_terms, np.int64)
-    for i in range(n_terms):
-        n = term_ptr[i + 1] - term_ptr[i]
-        keep[i] = min(n, max(min_keep, np.int64(np.ceil(frac * n))))
-    ptr = np.zeros(n_terms + 1, np.int64)
-    ptr[1:] = np.cumsum(keep)
-    doc = np.empty(ptr[-1], np.uint32)
-    w = np.empty(ptr[-1], np.float32)
-    for i in range(n_terms):
-        lo, hi = term_ptr[i], term_ptr[i + 1]
-        o = ptr[i]
-        if keep[i] == hi - lo:
-            doc[o : ptr[i + 1]] = post_doc[lo:hi]
-            w[o : ptr[i + 1]] = post_w[lo:hi]
-            continue
-        vals = post_w[lo:hi]
-        cut = np.partition(vals.copy(), len(vals) - keep[i])[len(vals) - keep[i]]
-        ties = keep[i]
-        for x in range(len(vals)):
-            ties -= vals[x] > cut
-        for x in range(len(vals)):
-            v = vals[x]
-            if v > cut or (v == cut and ties > 0):
-                ties -= v == cut
-                doc[o] = post_doc[lo + x]
-                w[o] = v
-                o += 1
-    return ptr, doc, w
-
-
-def static_prune_numpy(term_ptr, post_doc, post_w, frac, min_keep):
-    """Plain-numpy twin of :func:`static_prune`."""
-    ptrs, docs, ws = [0], [], []
-    for i in range(len(term_ptr) - 1):
-        d = np.asarray(post_doc[term_ptr[i] : term_ptr[i + 1]])
-        v = np.asarray(post_w[term_ptr[i] : term_ptr[i + 1]])
-        keep = min(len(v), max(min_keep, int(np.ceil(frac * len(v)))))
-        best = np.sort(np.lexsort((d, -v))[:keep])  # heaviest, ties to lower documents
-        docs.append(d[best])
-        ws.append(v[best])
-        ptrs.append(ptrs[-1] + keep)
-    return (
-        np.asarray(ptrs, np.int64),
-        np.concatenate(docs).astype(np.uint32) if docs else np.zeros(0, np.uint32),
-        np.concatenate(ws).astype(np.float32) if ws else np.zeros(0, np.float32),
-    )
-
-
-@njit(cache=True, nogil=True)
 def forward_index(term_ids, term_ptr, post_doc, post_w, n_docs):
     """The segment's postings document-major (a forward index): ``(doc_ptr int64 (n_docs + 1),
     doc_terms uint32, doc_w float32)``, each document's terms ascending."""

@@ -48,8 +48,6 @@ class Segment:
     # per term, the largest of its weights (BM25: of its cache), valid where ``bounded`` is set
     tmax: np.ndarray | None = None
     bounded: np.ndarray | None = None
-    # statically pruned copies for approximate search, by kept fraction (in memory only)
-    views: dict[float, Segment] | None = None
     # the postings document-major (doc_ptr, doc_terms, doc_w), for exact rescoring (in memory)
     fwd: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -89,23 +87,6 @@ class Segment:
             self.bounded = np.zeros(len(self.term_ids), np.uint8)
         PK.term_max(q_terms, self.term_ids, self.term_ptr, vals, self.tmax, self.bounded)
         return self.tmax
-
-    def pruned(self, keep: float, min_keep: int) -> Segment:
-        """This segment with each term's list cut to its heaviest ``keep`` fraction (at least
-        ``min_keep`` postings), built on first use and kept in memory (see
-        :func:`~granite_index._kernels.pruning.static_prune`)."""
-        if self.views is None:
-            self.views = {}
-        view = self.views.get(keep)
-        if view is None:
-            ptr, doc, w = PK.static_prune(
-                self.term_ptr, self.post_doc, self.post_w, float(keep), np.int64(min_keep)
-            )
-            view = Segment(
-                f"{self.name}-keep{keep}", self.base, self.n_docs, self.term_ids, ptr, doc, w
-            )
-            self.views[keep] = view
-        return view
 
     def forward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The postings document-major (see :func:`~granite_index._kernels.pruning.forward_index`),

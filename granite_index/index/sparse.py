@@ -63,11 +63,9 @@ Strategy = Literal["auto", "exhaustive", "pruned"]
 FORMAT_VERSION = 2
 #: fraction of dead positions past which ``delete`` compacts the index
 COMPACT_AT = 0.5
-#: approximate search (``keep``): a cut list keeps at least this many postings
-MIN_KEEP = 64
-#: approximate search: candidates rescored exactly, ``max(RERANK · k, k + RERANK_MIN)``
-RERANK = 4
-RERANK_MIN = 40
+#: approximate search (``share``): candidates rescored exactly, ``max(RERANK · k, RERANK_MIN)``
+RERANK = 2
+RERANK_MIN = 100
 
 
 class SparseIndex:
@@ -563,7 +561,7 @@ class SparseIndex:
         oracle: bool = False,
         allow: Any = None,
         strategy: Strategy = "auto",
-        keep: float | None = None,
+        share: float | None = None,
     ) -> SearchResult:
         """Exact top-k for a batch of queries.
 
@@ -590,18 +588,18 @@ class SparseIndex:
             the benchmark corpora (realistic and i.i.d. text, learned-sparse vectors), the
             exhaustive kernel was faster on almost every query, so ``auto`` is exhaustive
             today; ``pruned`` stays for long queries with very skewed term weights.
-        keep : float in (0, 1], optional
-            Approximate search (impact weighting only; learned-sparse vectors): each term's
-            posting list is cut to its heaviest ``keep`` fraction (at least
-            :data:`MIN_KEEP` postings), the top candidates over the cut lists are rescored
-            exactly over the full lists, and the best k are returned with exact scores. Smaller
-            is faster and finds fewer of the exact top k (see the README's recall / latency
-            table). Each segment's cut lists are built on its first approximate query, so new
-            segments join at once. Default: exact search.
+        share : float in (0, 1], optional
+            Approximate search (impact weighting only; learned-sparse vectors): candidates are
+            scored with the query's heaviest terms that together carry this share of its total
+            weight (a SPLADE query spreads its weight over dozens of expansion terms, most of
+            them on long posting lists), then the best ``max(RERANK · k, RERANK_MIN)`` are
+            rescored exactly with every term, and the best k returned with exact scores.
+            Smaller is faster and finds fewer of the exact top k (the README's recall / latency
+            table). ``1.0`` is exact. Default: exact search.
         """
         k = check_k(k)
-        if keep is not None:
-            return self._search_approximate(queries, k, keep, threads, allow)
+        if share is not None:
+            return self._search_approximate(queries, k, share, threads, allow)
         if strategy not in ("auto", "exhaustive", "pruned"):
             raise ValueError(f"strategy must be 'auto', 'exhaustive' or 'pruned'; got {strategy!r}")
         q_ptr, q_terms, q_w = self.prepare(queries)[:3]
@@ -645,37 +643,33 @@ class SparseIndex:
         return SearchResult(ids, scores)
 
     def _search_approximate(
-        self, queries: Any, k: int, keep: float, threads: int | None, allow: Any
+        self, queries: Any, k: int, share: float, threads: int | None, allow: Any
     ) -> SearchResult:
-        """:meth:`search` with ``keep``: candidates from the cut lists, rescored exactly."""
+        """:meth:`search` with ``share``: candidates from the heaviest query terms, rescored."""
         if self.weighting != "impact":
             raise ValueError(
-                "keep (approximate search) is for impact indexes (learned-sparse vectors); "
+                "share (approximate search) is for impact indexes (learned-sparse vectors); "
                 "BM25 search is always exact"
             )
-        if not (isinstance(keep, (int, float)) and 0 < keep <= 1):
-            raise ValueError(f"keep must be a number in (0, 1]; got {keep!r}")
-        prepared = self.prepare(queries)
-        q_ptr, q_terms, q_w = prepared[:3]
+        if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0 < share <= 1):
+            raise ValueError(f"share must be a number in (0, 1]; got {share!r}")
+        q_ptr, q_terms, q_w = self.prepare(queries)[:3]
         n_q = len(q_ptr) - 1
         threads = max(1, int(threads or numba.config.NUMBA_NUM_THREADS))
-        depth = min(max(RERANK * k, k + RERANK_MIN), max(self.n_alive, 1))
+        depth = min(max(RERANK * k, RERANK_MIN), max(self.n_alive, 1))
         alive, masked = self.alive, self.n_alive < self.n_positions
         if allow is not None:
             alive, masked = self._allowed_mask(allow), True
-        parts_s, parts_p = [], []
-        for seg in self.segments:
-            view = seg.pruned(float(keep), MIN_KEEP)
-            s, p = K.score_topk(
-                q_ptr, q_terms, q_w, view, view.post_w, alive, depth, threads, masked
-            )
-            parts_s.append(s)
-            parts_p.append(p)
+        c_ptr, c_terms, c_w = heaviest_terms(q_ptr, q_terms, q_w, float(share))
+        parts = [
+            K.score_topk(c_ptr, c_terms, c_w, seg, seg.post_w, alive, depth, threads, masked)[1]
+            for seg in self.segments
+        ]
         ids = np.full((n_q, k), -1, np.int64)
         scores = np.full((n_q, k), -np.inf, np.float32)
-        if not parts_s:
+        if not parts:
             return SearchResult(ids, scores)
-        pos = np.hstack(parts_p)
+        pos = np.hstack(parts)
         exact = np.zeros(pos.shape, np.float32)
         for seg in self.segments:
             PK.rescore_forward(
@@ -837,3 +831,18 @@ def _write_arrays(folder: Path, **arrays: np.ndarray) -> None:
     for name, arr in arrays.items():
         np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
     os.replace(tmp, folder)
+
+
+def heaviest_terms(
+    q_ptr: np.ndarray, q_terms: np.ndarray, q_w: np.ndarray, share: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each query's heaviest terms that carry ``share`` of its weight (terms come heaviest first,
+    as :meth:`SparseIndex.prepare` orders them): a prefix per query, down to the first term at
+    which the running sum reaches the share. Returns the cut queries as CSR."""
+    rows = np.repeat(np.arange(len(q_ptr) - 1), np.diff(q_ptr))
+    run = np.cumsum(q_w, dtype=np.float64)
+    start = np.concatenate([[0.0], run])[q_ptr[:-1]]
+    total = run[q_ptr[1:] - 1] - start if len(q_w) else np.zeros(0)
+    before = run - q_w - start[rows]  # weight of the heavier terms of the same query
+    keep = before < share * total[rows] if len(q_w) else np.zeros(0, bool)
+    return ptr_from_mask(q_ptr, keep), q_terms[keep], q_w[keep]

@@ -19,17 +19,6 @@ def _lists(rng, n_terms=40, n_docs=1000, max_len=60, levels=5):
     return ptr, doc.astype(np.uint32), w
 
 
-@pytest.mark.parametrize(("frac", "min_keep"), [(0.1, 3), (0.5, 0), (1.0, 0), (0.01, 10)])
-def test_static_prune_equals_its_twin(frac, min_keep):
-    ptr, doc, w = _lists(np.random.default_rng(0))
-    got = PK.static_prune(ptr, doc, w, frac, min_keep)
-    want = PK.static_prune_numpy(ptr, doc, w, frac, min_keep)
-    for a, b in zip(got, want):
-        np.testing.assert_array_equal(a, b)
-    kept = np.diff(got[0])
-    assert (kept <= np.diff(ptr)).all() and (kept >= np.minimum(np.diff(ptr), min_keep)).all()
-
-
 def test_forward_rescoring_equals_scoring_by_posting_lists_bit_for_bit():
     rng = np.random.default_rng(3)
     idx = SparseIndex("impact")

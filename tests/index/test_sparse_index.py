@@ -557,7 +557,7 @@ def test_pruned_search_equals_exhaustive_bit_for_bit(weighting, threads):
             np.testing.assert_array_equal(a.scores, b.scores)
 
 
-def test_approximate_search_is_exact_at_keep_1_and_finds_more_as_keep_grows():
+def test_approximate_search_is_exact_at_share_1_and_finds_more_as_share_grows():
     rng = np.random.default_rng(8)
     indptr, indices, values, topics = topical_csr(rng, n_docs=8000, impacts=True)
     idx = SparseIndex("impact")
@@ -566,12 +566,12 @@ def test_approximate_search_is_exact_at_keep_1_and_finds_more_as_keep_grows():
     qs = [rng.choice(topics[t], 8, replace=False) for t in rng.integers(0, 60, 50)]
     q = (np.arange(0, 401, 8), np.concatenate(qs), rng.random(400).astype(np.float32) + 0.1)
     exact = idx.search(q, k=10)
-    full = idx.search(q, k=10, keep=1.0)
+    full = idx.search(q, k=10, share=1.0)
     np.testing.assert_array_equal(full.ids, exact.ids)
     np.testing.assert_array_equal(full.scores, exact.scores)
     recalls = []
-    for keep in (0.02, 0.1, 0.4):
-        got = idx.search(q, k=10, keep=keep)
+    for share in (0.3, 0.6, 0.9):
+        got = idx.search(q, k=10, share=share)
         recalls.append(np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got.ids, exact.ids)]))
         # returned scores are exact (bit for bit what search and score give)
         np.testing.assert_array_equal(got.scores, idx.score(q, got.ids))
@@ -579,18 +579,18 @@ def test_approximate_search_is_exact_at_keep_1_and_finds_more_as_keep_grows():
     assert recalls[0] <= recalls[1] <= recalls[2] and recalls[2] >= 0.9, recalls
     # a filter holds, and a segment added after an approximate query joins at once
     allow = np.arange(0, 16000, 4)
-    assert np.isin(idx.search(q, k=10, keep=0.1, allow=allow).ids, np.append(allow, -1)).all()
-    idx.add([99999], [0, 2], qs[0][:2], [50.0, 50.0])
-    assert idx.search(q, k=1, keep=0.1).ids[0, 0] == 99999
+    assert np.isin(idx.search(q, k=10, share=0.6, allow=allow).ids, np.append(allow, -1)).all()
+    idx.add([99999], [0, 8], qs[0], np.full(8, 50.0))
+    assert idx.search(q, k=1, share=0.6).ids[0, 0] == 99999
 
 
-def test_bad_strategy_and_keep_are_errors(small):
+def test_bad_strategy_and_share_are_errors(small):
     with pytest.raises(ValueError, match="strategy"):
         small.search(["x"], strategy="fast")
     with pytest.raises(ValueError, match="impact"):
-        small.search(["x"], keep=0.5)  # BM25 is always exact
+        small.search(["x"], share=0.5)  # BM25 is always exact
     idx = SparseIndex("impact")
     idx.add([1], [0, 1], [3], [1.0])
-    for bad in (0, 1.5, "half"):
-        with pytest.raises(ValueError, match="keep"):
-            idx.search(([0, 1], [3], [1.0]), keep=bad)
+    for bad in (0, 1.5, "half", True):
+        with pytest.raises(ValueError, match="share"):
+            idx.search(([0, 1], [3], [1.0]), share=bad)
