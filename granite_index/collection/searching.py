@@ -74,6 +74,7 @@ class Searching:
         nprobe: int | None = None,
         ef_search: int | None = None,
         rescore: int | None = None,
+        share: float | None = None,
     ) -> SearchResult:
         """Top-k documents for each query.
 
@@ -105,6 +106,10 @@ class Searching:
         exact, nprobe, ef_search, rescore :
             Dense leg, this call only: force exact (True) or approximate (False) search, IVF
             lists probed per segment, HNSW beam width, rows rescored after a code scan.
+        share : float in (0, 1], optional
+            Learned-sparse leg, this call only: approximate search from the query's heaviest
+            terms carrying this share of its weight, candidates rescored exactly (see
+            :meth:`SparseIndex.search`). Default: exact.
 
         Returns
         -------
@@ -131,6 +136,10 @@ class Searching:
             all_legs["dense"] = all_legs["dense"].with_params(
                 exact=exact, nprobe=nprobe, ef_search=ef_search, rescore=rescore
             )
+        if "sparse" in all_legs:
+            all_legs["sparse"] = all_legs["sparse"].with_params(share=share)
+        elif share is not None:
+            raise ValueError("share is for the learned-sparse leg; this collection has none")
         want = k + offset
         if mode == "hybrid":
             use = {name: all_legs[name] for name in check_leg_names(legs, list(all_legs))}

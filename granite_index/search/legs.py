@@ -84,8 +84,9 @@ class _SparseLeg:
 
     name: str
 
-    def __init__(self, index: SparseIndex) -> None:
+    def __init__(self, index: SparseIndex, params: dict[str, Any] | None = None) -> None:
         self.index = index
+        self.params = dict(params or {})
 
     def _input(self, queries: Any) -> Any:
         return queries
@@ -93,13 +94,15 @@ class _SparseLeg:
     def search(
         self, queries: Any, k: int, *, threads: int | None = None, allow: Any = None
     ) -> SearchResult:
-        return self.index.search(self._input(queries), k, threads=threads, allow=allow)
+        return self.index.search(
+            self._input(queries), k, threads=threads, allow=allow, **self.params
+        )
 
     def retrieve(
         self, queries: Any, depth: int, *, threads: int | None = None, allow: Any = None
     ) -> LegHits:
         prepared = self.index.prepare(self._input(queries))
-        res = self.index.search(prepared, depth, threads=threads, allow=allow)
+        res = self.index.search(prepared, depth, threads=threads, allow=allow, **self.params)
         return LegHits(res.ids, res.scores, partial(self.index.score, prepared))
 
     def score(self, queries: Any, ids: np.ndarray) -> np.ndarray:
@@ -120,9 +123,20 @@ class SpladeLeg(_SparseLeg):
 
     name = "sparse"
 
-    def __init__(self, index: SparseIndex, encode: Callable[[list[str]], SparseVectors]) -> None:
-        super().__init__(index)
+    def __init__(
+        self,
+        index: SparseIndex,
+        encode: Callable[[list[str]], SparseVectors],
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(index, params)
         self._encode = encode
+
+    def with_params(self, **params: Any) -> SpladeLeg:
+        """This leg with search options for :meth:`SparseIndex.search` (``share``: approximate
+        search from the query's heaviest terms); None values are left out."""
+        given = {k: v for k, v in params.items() if v is not None}
+        return self if not given else SpladeLeg(self.index, self._encode, {**self.params, **given})
 
     def encode_queries(self, texts: list[str]) -> SparseVectors:
         return self._encode(texts)

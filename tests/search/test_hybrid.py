@@ -164,3 +164,26 @@ def test_cli_eval_hybrid_fit_on_train(tmp_path, tiny_bert):
     assert bad.exit_code == 2 and "--fit-on" in bad.output
     one = runner.invoke(main, ["eval", str(root), "--mode", "hybrid", "--legs", "bm25"])
     assert one.exit_code == 2 and "--legs" in one.output
+
+
+def test_share_makes_the_learned_sparse_leg_approximate_with_exact_scores(
+    three_legs, scifact_subset
+):
+    col = three_legs
+    enc = col.encode_queries(scifact_subset["queries"][:20])
+    exact = col.search(enc, k=10, mode="sparse")
+    full = col.search(enc, k=10, mode="sparse", share=1.0)
+    np.testing.assert_array_equal(full.ids, exact.ids)
+    approx = col.search(enc, k=10, mode="sparse", share=0.5)
+    hits = approx.ids >= 0
+    # what it returns carries the leg's exact scores, and most of the exact top 10
+    looked = col.legs["sparse"].score(enc.get("sparse"), approx.ids)
+    np.testing.assert_array_equal(looked[hits], approx.scores[hits])
+    found = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx.ids, exact.ids)])
+    assert found >= 0.8
+    # hybrid passes it to the learned-sparse leg only
+    hybrid = col.search(enc, k=10, mode="hybrid", share=0.5)
+    assert hybrid.ids.shape == (20, 10) and (hybrid.ids >= 0).all()
+    bm25_only = Collection.create(three_legs.path.parent / "bm25-only", sparse="bm25")
+    with pytest.raises(ValueError, match="share"):
+        bm25_only.search(["x"], mode="bm25", share=0.5)
