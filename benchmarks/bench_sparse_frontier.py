@@ -34,7 +34,8 @@ Engines and the calls timed
   ``block_max_maxscore``, ``block_max_wand``, ``wand``, ``ranked_or`` and the
   term-at-a-time ``ranked_or_taat``; not the conjunctive ``*ranked_and``, nor
   ``ranked_or_taat_lazy``, which the wrapper runs unweighted) runs, and ``best`` is the fastest
-  per cell. Documents are in corpus order: no docid reordering (published PISA and BMP figures
+  per cell. ``ranked_or_taat`` runs on 1 thread only: the wrapper's query function owns one
+  accumulator that its threads share, and its 2-thread answers come out wrong. Documents are in corpus order: no docid reordering (published PISA and BMP figures
   use BP-reordered collections, which tightens block maxima and compression). bm25 kind: PISA's ``bm25`` scorer over integer tf and the same document lengths; its idf
   is Robertson's ``max(1e-6, ln((N - df + .5) / (df + .5))) * (1 + k1)``, not Lucene's
   ``ln(1 + (N - df + .5) / (df + .5))``, so its rankings differ from granite-index's and bm25s's
@@ -558,6 +559,8 @@ def build_pisa(c: Corpus, tmp: Path, names: np.ndarray, variant: str = "pisa") -
             print(f"  {variant} {alg}: skipped ({e!r})", flush=True)
             continue
         s = Setting(variant, alg, call, parse, True, params={"scorer": scorer})
+        if alg == "ranked_or_taat":  # the wrapper shares one accumulator between its threads
+            s.max_threads = 1
         if self_exact is None:
             s.self_ref = "ranked_or"
         else:
@@ -1005,17 +1008,24 @@ def with_best(run: dict) -> list[tuple[str, dict]]:
 
 def table(results: dict) -> str:
     """The README table, rebuilt from ``sparse_frontier.json``."""
-    ks = results["args"]["ks"]
-    threads = results["args"]["threads"]
-    cols = [(k, t) for k in ks for t in threads]
+    cols = sorted(
+        {
+            (c["k"], c["threads"])
+            for run in results["runs"]
+            for e in run["engines"]
+            for s in e["settings"]
+            for c in s["cells"]
+        }
+    )
     headers = ["corpus / kind", "engine", "setting", "build s", "size MiB", "recall@10"]
+    headers += ["recall@10 vs own exact"]
     headers += [f"ms/q k={k} {t}t" for k, t in cols]
     rows = []
     for run in results["runs"]:
         sizes = {e["engine"]: e for e in run["engines"]}
         for engine, s in with_best(run):
             e = sizes[engine]
-            c10 = _cell(s, 10, 1) or _cell(s, 10, threads[0])
+            c10 = _cell(s, 10, 1)
             setting = s["setting"]
             if setting == "best":
                 algs = sorted({c["algorithm"] for c in s["cells"]})
@@ -1027,6 +1037,7 @@ def table(results: dict) -> str:
                 f"{e['build_s']:.1f}",
                 f"{e['bytes_disk'] / 2**20:.0f}",
                 f"{c10['recall']:.3f}" if c10 else "",
+                f"{c10['recall_self']:.3f}" if c10 and "recall_self" in c10 else "",
             ]
             for k, t in cols:
                 c = _cell(s, k, t)
@@ -1036,7 +1047,8 @@ def table(results: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    """One panel per (corpus, kind): ms/query (log) against recall@10, k = 10, 1 thread."""
+    """One panel per run (corpus, kind, size): ms/query (log) against recall@10, k = 10, 1 thread.
+    Exact settings are points; an approximate engine's settings are joined in recall order."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1045,7 +1057,9 @@ def plot(results: dict, path: Path) -> None:
     runs = results["runs"]
     if not runs:
         return
-    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4.8), squeeze=False)
+    cols = min(3, len(runs))
+    rows = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 5 * rows), squeeze=False)
     markers = {
         "granite-index": "o",
         "bm25s": "s",
@@ -1054,35 +1068,44 @@ def plot(results: dict, path: Path) -> None:
         "seismic": "D",
         "bmp": "v",
     }
-    for ax, run in zip(axes[0], runs):
+    for ax, run in zip(axes.ravel(), runs):
         for e in run["engines"]:
-            pts = []
+            name = e["engine"]
+            marker = markers.get(name, "o")
+            curve = []
             for s in e["settings"]:
                 c = _cell(s, 10, 1)
-                if c:
-                    pts.append((c["recall"], c["ms_per_query"], s["setting"]))
-            if not pts:
-                continue
-            name = e["engine"]
-            if name.startswith("pisa"):  # each algorithm a point: they are all exact
-                for r, ms, label in pts:
-                    ax.scatter(r, ms, marker=markers[name], label=f"{name} {label}")
-                continue
-            pts.sort()
-            ax.plot(
-                [p[0] for p in pts],
-                [p[1] for p in pts],
-                marker=markers.get(name, "o"),
-                label=name,
-            )
+                if c is None:
+                    continue
+                if s["exact"]:
+                    ax.scatter(
+                        c["recall"],
+                        c["ms_per_query"],
+                        marker=marker,
+                        s=30,
+                        label=f"{name} {s['setting']}",
+                    )
+                else:
+                    curve.append((c["recall"], c["ms_per_query"]))
+            if curve:
+                curve.sort()
+                ax.plot(
+                    [p[0] for p in curve],
+                    [p[1] for p in curve],
+                    marker=marker,
+                    markersize=4,
+                    label=f"{name} (approximate settings)",
+                )
         ax.set_yscale("log")
-        ax.set_xlabel("recall@10 vs exact (tie-aware)")
+        ax.set_xlabel("recall@10 vs granite-index exact (tie-aware)")
         ax.set_ylabel("ms / query (1 thread, k = 10)")
         ax.set_title(f"{run['corpus']} / {run['kind']}, {run['n_docs']:,} docs")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, ncol=2)
+    for ax in axes.ravel()[len(runs) :]:
+        ax.set_visible(False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -1108,13 +1131,19 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=ENGINES, choices=ENGINES)
     ap.add_argument("--small", action="store_true", help="a quick smoke run at ~20k documents")
     ap.add_argument("--out", default="sparse_frontier", help="results name (json and png)")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the runs already in the results file (those of other corpus / kind / size)",
+    )
     args = ap.parse_args()
     if args.small:
         args.n_docs = 20_000
     sizes = [args.n_docs] + ([10_000_000] if args.with_10m else [])
+    command = "python -m benchmarks.bench_sparse_frontier " + " ".join(sys.argv[1:])
     results: dict[str, Any] = {
         "machine": machine(),
-        "command": "python -m benchmarks.bench_sparse_frontier " + " ".join(sys.argv[1:]),
+        "command": command,
         "args": {
             "corpora": args.corpora,
             "kinds": args.kinds,
@@ -1129,6 +1158,9 @@ def main() -> None:
         "granite_search_params": list(inspect.signature(SparseIndex.search).parameters)[1:],
         "runs": [],
     }
+    kept: list[dict] = []
+    if args.merge and (RESULTS / f"{args.out}.json").exists():
+        kept = json.loads((RESULTS / f"{args.out}.json").read_text())["runs"]
     for n_docs in sizes:
         for name in args.corpora:
             for kind in args.kinds:
@@ -1138,9 +1170,14 @@ def main() -> None:
                     print(f"[{name}/{kind}] skipped: {e}", flush=True)
                     continue
                 with tempfile.TemporaryDirectory(prefix="sparse-frontier-") as tmp:
-                    results["runs"].append(run_one(c, args, Path(tmp)))
+                    run = run_one(c, args, Path(tmp))
+                run.update(command=command, repeats=args.repeats, date=time.strftime("%Y-%m-%d"))
+                key = (run["corpus"], run["kind"], run["n_docs"])
+                kept = [r for r in kept if (r["corpus"], r["kind"], r["n_docs"]) != key]
+                results["runs"].append(run)
                 del c
-                write_results(args.out, results)  # partial results survive a later failure
+                write_results(args.out, {**results, "runs": kept + results["runs"]})
+    results["runs"] = kept + results["runs"]
     out = write_results(args.out, results)
     plot(results, RESULTS / f"{args.out}.png")
     print(table(results))
