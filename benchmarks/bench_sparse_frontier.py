@@ -19,8 +19,9 @@ corpora; no ``realistic``; the impact values derived from tf and idf), marked
 Engines and the calls timed
 - granite-index ``SparseIndex.search((indptr, indices, values), k, threads)``: the query CSR goes
   in raw, so ``prepare`` (idf weighting, ordering) is inside the timing, as a user pays it. If
-  ``search`` takes ``strategy``, both ``"exhaustive"`` and ``"auto"`` run; if it takes
-  ``recall``, the approximate mode runs at 0.90 / 0.95 / 0.99. Otherwise the one exact search.
+  ``search`` takes ``strategy``, ``"exhaustive"`` (what the default ``"auto"`` picks) and
+  ``"pruned"`` (exact MaxScore) run; impact kind: the approximate mode ``share`` at 0.3 .. 0.7
+  (candidates from the query's heaviest terms, rescored exactly).
 - bm25s 0.3 (numba backend, ``method="lucene"``; bm25 kind only): ``BM25.retrieve`` over token id
   lists (terms repeated tf times), ``n_threads``.
 - PISA through ``pyterrier_pisa``: the inverted collection (``inv.docs`` / ``inv.freqs`` /
@@ -108,7 +109,8 @@ PISA_ENCODING = "block_simdbp"
 PISA_SCALE = 100.0
 SEISMIC_GRID = [(3, 0.7), (5, 0.8), (5, 0.9), (8, 0.9), (10, 0.9), (10, 1.0), (20, 1.0)]
 BMP_GRID = [(1.0, 1.0), (0.95, 1.0), (0.9, 1.0), (0.8, 1.0), (0.9, 0.9), (0.8, 0.8), (0.7, 0.7)]
-GRANITE_RECALLS = [0.90, 0.95, 0.99]
+#: approximate learned-sparse search: shares of the query weight that pick the candidates
+GRANITE_SHARES = [0.3, 0.4, 0.5, 0.6, 0.7]
 ENGINES = ["granite", "bm25s", "pisa", "seismic", "bmp"]
 #: bm25s needs Python token lists (~40 bytes a token): skipped above this many documents
 BM25S_MAX_DOCS = 2_000_000
@@ -302,15 +304,15 @@ def granite_variants(idx: SparseIndex, kind: str) -> list[tuple[str, dict[str, A
     """(label, extra search kwargs, exact) for whatever modes ``SparseIndex.search`` offers."""
     params = inspect.signature(idx.search).parameters
     out: list[tuple[str, dict[str, Any], bool]] = []
-    if "strategy" in params:
+    if "strategy" in params:  # "auto" is the default, "exhaustive" today: not run twice
         out += [
             ("exhaustive", {"strategy": "exhaustive"}, True),
-            ("auto", {"strategy": "auto"}, True),
+            ("pruned", {"strategy": "pruned"}, True),
         ]
     else:
         out.append(("exact", {}, True))
-    if "recall" in params:
-        out += [(f"recall={r:.2f}", {"recall": r}, False) for r in GRANITE_RECALLS]
+    if "share" in params and kind == "impact":
+        out += [(f"share={r:.1f}", {"share": r}, False) for r in GRANITE_SHARES]
     return out
 
 
@@ -423,15 +425,13 @@ def write_pisa_collection(
     out = np.empty(len(body), np.uint32)
     out[heads] = df_p
     out[body] = rows[order]
-    del rows
     with open(path / "inv.docs", "wb") as f:
-        f.write(np.array([1, n_docs], np.uint32).tobytes())
-        f.write(out.tobytes())
+        np.array([1, n_docs], np.uint32).tofile(f)
+        out.tofile(f)
     out[body] = freqs[order]
-    (path / "inv.freqs").write_bytes(out.tobytes())
+    out.tofile(path / "inv.freqs")
     del out, order, body
-    lens = np.add.reduceat(freqs.astype(np.int64), indptr[:-1]) if len(freqs) else np.zeros(0)
-    lens = np.where(np.diff(indptr) > 0, lens, 0)  # reduceat repeats the next value at empty rows
+    lens = np.bincount(rows, weights=freqs, minlength=n_docs).astype(np.int64)
     (path / "inv.sizes").write_bytes(np.concatenate([[n_docs], lens]).astype(np.uint32).tobytes())
     (path / "fwd.documents").write_text("".join(f"{i}\n" for i in range(n_docs)))
     (path / "fwd.terms").write_text("".join(f"{t}\n" for t in names[present]))
@@ -737,13 +737,14 @@ class Reference:
 
     index: SparseIndex
     queries: Any
+    search_kw: dict[str, Any] = field(default_factory=dict)
     kth: dict[int, np.ndarray] = field(default_factory=dict)
     n_pos: dict[int, np.ndarray] = field(default_factory=dict)
 
     def ensure(self, k: int) -> None:
         if k in self.kth:
             return
-        res = self.index.search(self.queries, k=k)
+        res = self.index.search(self.queries, k=k, **self.search_kw)
         pos = np.isfinite(res.scores) & (res.scores > 0)
         self.n_pos[k] = pos.sum(1)
         last = np.maximum(self.n_pos[k] - 1, 0)
@@ -796,45 +797,42 @@ def check_pisa_writer(c: Corpus, names: np.ndarray, tmp: Path, n: int = 2000) ->
 
 
 def check_pisa_bm25(c: Corpus, ids: np.ndarray, scores: np.ndarray, n_q: int = 100) -> dict:
-    """PISA's BM25 (ranked_or, k=10) against a brute-force BM25 with Robertson's idf over the
-    same tf and document lengths: is it the same function, up to the idf?"""
+    """PISA's BM25 (``ranked_or``, top-k ``ids`` / ``scores``) against a brute-force BM25 with
+    Robertson's idf over the same tf and document lengths: is it the same function, up to idf?"""
     import scipy.sparse as sp
 
     n = c.n_docs
-    tf = c.values.astype(np.float64)
-    dl = np.add.reduceat(tf, c.indptr[:-1]) if len(tf) else np.zeros(n)
-    dl = np.where(np.diff(c.indptr) > 0, dl, 0)
-    norm = K1 * (1 - B + B * dl / dl.mean())
+    tf = c.values.astype(np.float32)
     rows = np.repeat(np.arange(n), np.diff(c.indptr))
-    w = tf / (tf + norm[rows])
-    docs = sp.csr_matrix((w, c.indices, c.indptr), shape=(n, c.n_terms))
+    dl = np.bincount(rows, weights=tf, minlength=n)
+    norm = (K1 * (1 - B + B * dl / dl.mean())).astype(np.float32)
+    docs = sp.csr_matrix((tf / (tf + norm[rows]), c.indices, c.indptr), shape=(n, c.n_terms))
+    del rows
     df = np.bincount(c.indices, minlength=c.n_terms).astype(np.float64)
     idf = np.maximum(1e-6, np.log((n - df + 0.5) / (df + 0.5))) * (1 + K1)
     n_q = min(n_q, c.n_queries)
-    qv = (
-        np.floor(c.q_values[: c.q_indptr[n_q]]).astype(np.float64)
-        * idf[c.q_indices[: c.q_indptr[n_q]]]
-    )
-    queries = sp.csr_matrix(
-        (qv, c.q_indices[: c.q_indptr[n_q]], c.q_indptr[: n_q + 1]), shape=(n_q, c.n_terms)
-    )
-    full = (docs @ queries.T).T.toarray()  # (n_q, n_docs)
     k = ids.shape[1]
-    top = -np.sort(-full, axis=1)[:, :k]
-    got = np.take_along_axis(full, np.where(ids[:n_q] >= 0, ids[:n_q], 0), 1)
-    got = np.where(ids[:n_q] >= 0, got, np.nan)
+    got = np.full((n_q, k), np.nan, np.float32)
+    kth = np.zeros(n_q, np.float32)
+    n_pos = np.zeros(n_q, np.int64)
+    for lo in range(0, n_q, 20):  # (20, n_docs) dense blocks
+        hi = min(lo + 20, n_q)
+        a, b = c.q_indptr[lo], c.q_indptr[hi]
+        qv = np.floor(c.q_values[a:b]).astype(np.float64) * idf[c.q_indices[a:b]]
+        q = sp.csr_matrix((qv, c.q_indices[a:b], c.q_indptr[lo : hi + 1] - a), (hi - lo, c.n_terms))
+        full = np.asarray((docs @ q.T).T.todense())
+        part = ids[lo:hi]
+        got[lo:hi] = np.where(part >= 0, np.take_along_axis(full, np.maximum(part, 0), 1), np.nan)
+        top = -np.sort(-np.partition(full, n - min(k, n), axis=1)[:, n - min(k, n) :], axis=1)
+        n_pos[lo:hi] = (top > 0).sum(1)
+        kth[lo:hi] = top[np.arange(hi - lo), np.maximum(n_pos[lo:hi] - 1, 0)]
     found = ids[:n_q] >= 0
     rel = np.abs(got[found] - scores[:n_q][found]) / np.maximum(np.abs(got[found]), 1e-9)
-    pos = top > 0
-    n_pos = pos.sum(1)
-    kth = top[np.arange(n_q), np.maximum(n_pos - 1, 0)].astype(np.float32)
     return {
         "queries": n_q,
         "idf": "max(1e-6, ln((N - df + 0.5) / (df + 0.5))) * (1 + k1)",
         "max_rel_score_diff": float(rel.max()) if rel.size else 0.0,
-        "recall_at_10_vs_bruteforce": round(
-            recall_at_k(ids[:n_q], got.astype(np.float32), kth, n_pos), 4
-        ),
+        "recall_vs_bruteforce": round(recall_at_k(ids[:n_q], got, kth, n_pos), 4),
     }
 
 
@@ -930,7 +928,8 @@ def run_one(c: Corpus, args, tmp: Path) -> dict:
     if "pisa" in args.engines:
         checks["pisa_writer"] = check_pisa_writer(c, names, tmp)
         print("  pisa writer vs toks_indexer:", checks["pisa_writer"], flush=True)
-    ref = Reference(idx, (c.q_indptr, c.q_indices, c.q_values))
+    exact_kw = granite_variants(idx, c.kind)[0][1]  # exhaustive where there is a choice
+    ref = Reference(idx, (c.q_indptr, c.q_indices, c.q_values), exact_kw)
     settings = [s for e in engines for s in e.settings]
     cells = time_cells(settings, args.ks, args.threads, args.repeats, c.n_queries, ref)
     pisa = next((e for e in engines if e.name == "pisa"), None)
@@ -939,7 +938,7 @@ def run_one(c: Corpus, args, tmp: Path) -> dict:
         if ror is not None:
             ids, scores = ror.parse(ror.call(10, 1), 10)
             checks["pisa_bm25"] = check_pisa_bm25(c, ids, scores)
-            g = idx.search((c.q_indptr, c.q_indices, c.q_values), k=10)
+            g = idx.search((c.q_indptr, c.q_indices, c.q_values), k=10, **exact_kw)
             same = np.mean([set(a[a >= 0]) == set(b[b >= 0]) for a, b in zip(ids, g.ids)])
             checks["pisa_bm25"]["same_top10_set_as_granite"] = round(float(same), 4)
             print("  pisa bm25 check:", checks["pisa_bm25"], flush=True)
