@@ -29,6 +29,9 @@ from granite_index.index.listing import listed_files
 from granite_index.index.pages import release_pages
 
 SEG_ARRAYS = ("term_ids", "term_ptr", "post_doc", "post_w")
+#: segments up to this many postings keep a document-major copy in memory for exact lookups
+#: (impact scores of given documents: hybrid fusion, approximate search's rescoring)
+FORWARD_MAX = 1 << 26
 
 
 @dataclass
@@ -88,9 +91,12 @@ class Segment:
         PK.term_max(q_terms, self.term_ids, self.term_ptr, vals, self.tmax, self.bounded)
         return self.tmax
 
-    def forward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def forward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The postings document-major (see :func:`~granite_index._kernels.pruning.forward_index`),
-        built on first use and kept in memory."""
+        built on first use and kept in memory (8 bytes per posting); None for a segment of more
+        than :data:`FORWARD_MAX` postings, whose lookups search the posting lists instead."""
+        if self.n_postings > FORWARD_MAX:
+            return None
         if self.fwd is None:
             self.fwd = PK.forward_index(
                 self.term_ids, self.term_ptr, self.post_doc, self.post_w, np.int64(self.n_docs)

@@ -525,26 +525,27 @@ class SparseIndex:
         ids = ids.astype(np.int64)
         pos = self._positions(ids.ravel()).reshape(ids.shape)
         pos[ids < 0] = -1
-        out = np.zeros(ids.shape, np.float32)
+        out = self._score_positions(q_ptr, q_terms, q_w, pos)
+        out[pos < 0] = np.nan
+        return out
+
+    def _score_positions(
+        self, q_ptr: np.ndarray, q_terms: np.ndarray, q_w: np.ndarray, pos: np.ndarray
+    ) -> np.ndarray:
+        """Scores of positions ``pos`` (n_queries, m; -1 = none, scored 0), bit-identical to
+        search's: impacts from each segment's document-major copy where it has one (a merge of
+        the document's terms with the query's), else a binary search per posting list."""
+        out = np.zeros(pos.shape, np.float32)
         bm25 = self.weighting == "bm25"
         norm = self._bm25_norm() if bm25 else np.zeros(1, np.float32)
         for seg in self.segments:
-            K.score_docs(
-                q_ptr,
-                q_terms,
-                q_w,
-                seg.term_ids,
-                seg.term_ptr,
-                seg.post_doc,
-                seg.post_w,
-                norm,
-                bm25,
-                np.int64(seg.base),
-                np.int64(seg.n_docs),
-                pos,
-                out,
-            )
-        out[pos < 0] = np.nan
+            base, n_docs = np.int64(seg.base), np.int64(seg.n_docs)
+            fwd = None if bm25 else seg.forward()
+            if fwd is not None:
+                PK.rescore_forward(q_ptr, q_terms, q_w, *fwd, base, n_docs, pos, out)
+                continue
+            K.score_docs(q_ptr, q_terms, q_w, seg.term_ids, seg.term_ptr, seg.post_doc,
+                         seg.post_w, norm, bm25, base, n_docs, pos, out)  # fmt: skip
         return out
 
     def _weights(self, q_terms: np.ndarray, q_vals: np.ndarray) -> np.ndarray:
@@ -670,18 +671,7 @@ class SparseIndex:
         if not parts:
             return SearchResult(ids, scores)
         pos = np.hstack(parts)
-        exact = np.zeros(pos.shape, np.float32)
-        for seg in self.segments:
-            PK.rescore_forward(
-                q_ptr,
-                q_terms,
-                q_w,
-                *seg.forward(),
-                np.int64(seg.base),
-                np.int64(seg.n_docs),
-                pos,
-                exact,
-            )
+        exact = self._score_positions(q_ptr, q_terms, q_w, pos)
         kk = min(k, pos.shape[1])
         s, p = K.merge_topk(exact, pos, kk)
         found = p >= 0
