@@ -4,24 +4,29 @@ Run:  PYTHONPATH=. .venv/bin/python -m benchmarks.corpus_stats [--n-docs 1000000
 
 Corpora (:mod:`benchmarks.sparse_corpus`), both kinds (``bm25``: analysed terms and term
 frequencies; ``impact``: SPLADE-tiny vectors): SciFact, CISI, MED, CACM, the four pooled ("real"),
-and the ``realistic`` and ``iid`` generators at the pooled real size (10,880 documents, the fair
-comparison: several statistics depend on N) and at ``--n-docs``.
+and the ``realistic``, ``realistic-diverse`` and ``iid`` generators at the pooled real size
+(10,880 documents: the fair comparison, several statistics depend on N) and at ``--n-docs``.
+Generation seconds of each generated corpus are those recorded in its cache when it was made.
 
 Statistics (N documents, df a term's document frequency, nnz all postings):
-- postings lists: number of terms (df > 0); df / N quantiles over the terms (p50, p90, p99, max);
-  share of all postings held by the 1 % most frequent terms;
+- postings lists: number of terms (df > 0); df / N quantiles over those terms (p50, p90, p99,
+  max); share of all postings held by the 1 % most frequent terms (1 % of the vocabulary, the same
+  count for every corpus of a kind);
 - within-document repetition (bm25): mean tf per posting, share of postings with tf > 1, Church &
   Gale's P(tf >= 2 | tf >= 1) averaged over the 1,000 terms of largest collection frequency, and
-  the *df deficit* of those terms: the df they would have if their occurrences were spread i.i.d.
-  over the documents (given the documents' lengths) divided by their real df, i.e. mean tf given
-  present against its i.i.d. expectation (1 = no burstiness);
-- topical co-occurrence: over the pairs of the 200 most frequent terms, the mean PMI (log2 of the
-  co-occurrence lift N * df(a, b) / (df(a) df(b))), the mean |PMI| and the share of pairs with lift
-  > 2; over the pairs of terms of each query (impact: the 16 heaviest terms of 100 seeded queries),
-  the mean containment df(a, b) / min(df(a), df(b)) and the median lift: what decides whether
-  pruning pays (documents holding several query terms stand out only where terms co-occur);
+  the *df deficit* of those terms: the df they would have if their occurrences fell i.i.d. on the
+  documents' tokens (given the documents' lengths) over their real df, i.e. mean tf given present
+  against its i.i.d. expectation (1 = no burstiness);
+- topical co-occurrence: over the pairs of the 200 most frequent terms, the mean and the standard
+  deviation of PMI (log2 of the lift N df(a, b) / (df(a) df(b))) and the share of pairs with lift
+  > 2; over the pairs of terms of each query (impact: the 16 heaviest terms of 100 seeded
+  queries), the mean containment df(a, b) / min(df(a), df(b)) and the median lift;
 - query side: postings read by exhaustive scoring of each of the 458 queries (sum of its terms'
-  df) as a share of nnz (N x mean terms per document), mean and median;
+  df) as a share of nnz (= N x mean terms per document), mean and median; and what decides
+  whether pruning pays, *oracle MaxScore at k = 10*: with the final 10th score known, the query's
+  terms whose upper bounds (largest BM25 / impact contribution in the corpus, times the query
+  weight) sum below it, lowest bounds first, need not be traversed; reported is the share of the
+  queries' postings in the remaining, essential, lists (BM25: Lucene idf, k1 = 1.2, b = 0.75);
 - near duplicates: for 100 seeded documents, the cosine to their nearest other document (bm25:
   (1 + log tf) x idf vectors; impact: the weights), median and p90;
 - impact only: terms per document (mean, p50, p99) and weight quantiles.
@@ -33,20 +38,16 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from benchmarks.common import machine, markdown_table, write_results
-from benchmarks.sparse_corpus import (
-    CORPORA,
-    IMPACT_MODEL,
-    TEXT_MODEL,
-    SparseCorpus,
-    generation_seconds,
-    load_corpus,
-)
+from benchmarks.sparse_corpus import CORPORA, MODELS, SparseCorpus, generation_seconds, load_corpus
+
+GENERATED = ("realistic", "realistic-diverse", "iid")
 
 TOP_CF = 1000
 TOP_PAIRS = 200
@@ -328,7 +329,7 @@ def main() -> None:
         "machine": machine(),
         "n_docs": args.n_docs,
         "seed": args.seed,
-        "models": {"bm25": vars(TEXT_MODEL), "impact": vars(IMPACT_MODEL)},
+        "models": {f"{n}/{k}": asdict(m) for (n, k), m in MODELS.items()},
     }
     text = []
     for kind in args.kinds:
@@ -336,7 +337,7 @@ def main() -> None:
         corpora = [load_corpus(name, kind=kind) for name in CORPORA] + [real]
         gen_seconds = {}
         for n in (real.n_docs, args.n_docs):
-            for name in ("realistic", "iid"):
+            for name in GENERATED:
                 corpora.append(load_corpus(name, n, kind, args.seed))
                 gen_seconds[corpora[-1].name] = generation_seconds(name, n, kind, args.seed)
         rows = []

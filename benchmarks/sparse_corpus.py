@@ -7,71 +7,96 @@ CSR). Names:
   ignored); ``"scifact"``, ``"cisi"``, ``"med"``, ``"cacm"``: one of them alone.
 - ``"iid"``: the adversarial case. BM25 kind: document lengths drawn from the real analysed
   lengths, tokens i.i.d. from the pooled real unigram distribution
-  (:func:`benchmarks.bench_bm25.synthetic`). Impact kind: per-document term counts drawn from the
-  real SPLADE vectors' counts, terms i.i.d. with probability proportional to their real document
-  frequency, weights i.i.d. from the real weights.
-- ``"realistic"``: the generators below.
+  (:func:`benchmarks.bench_bm25.synthetic`). Impact kind: the number of terms per document drawn
+  from the real SPLADE vectors', terms i.i.d. with probability proportional to their real document
+  frequency (distinct within a document), weights i.i.d. from the real weights.
+- ``"realistic"``: the generators below, calibrated on the real corpora.
+- ``"realistic-diverse"``: the same generators set to make documents grown from the same real
+  document less alike (a sensitivity check: see "Limits").
 
 Both kinds share the 458 real test queries of the four datasets. BM25 kind: term ids are the
 engine's English analyzer terms, exactly as ``benchmarks.bench_bm25.load_real`` builds them (its
 vocabulary also holds XQuAD-R (en), whose documents are left out here); values are term
 frequencies; queries are the analysed unique terms, weight 1. Impact kind: term ids are SPLADE-tiny
-WordPiece ids (``n_terms`` = 30,522), values its weights; the documents' vectors are read from the
+WordPiece ids (``n_terms`` = 30,522), values its weights. The documents' vectors are read from the
 SPLADE legs of the collections that ``python -m benchmarks.bench_hybrid_quality`` builds under
-``benchmarks/out/hybrid-<name>/``, and the queries are encoded with the same model (cached).
+``benchmarks/out/hybrid-<name>/`` (an error says so when they are missing); the queries are encoded
+with the model those collections name (cached in ``benchmarks/out/sparse-corpus/``).
 
 Why not i.i.d. tokens
-    Real text is topical and bursty. A term occurs in fewer documents than its frequency predicts
-    (once a document uses a word it tends to use it again) and query terms meet in the same
-    documents far more often than independence predicts. Both decide whether dynamic pruning
+    Real text is topical and bursty: a term occurs in fewer documents than its frequency predicts
+    (a document that uses a word tends to use it again) and the terms of a query meet in the same
+    documents more often than independence predicts. Both decide whether dynamic pruning
     (MaxScore, WAND, block-max) can skip: with i.i.d. tokens every frequent term's postings are
-    longer and the top documents of a query barely stand out, which flatters exhaustive scoring.
+    longer and a query's best documents barely stand out, which flatters exhaustive scoring.
 
-The BM25 generator (``"realistic"``)
-    A synthetic document picks a *seed*, one real document, uniformly, and takes its length (so
-    lengths, and the tie between length and subject, are the real ones). Then, position by
-    position (a Pólya urn, i.e. a Dirichlet-multinomial / Chinese-restaurant process):
+The BM25 generator
+    A synthetic document grows from a *seed*, one real document: the seeds are successive random
+    permutations of the 10,880 real documents (so at 10,880 documents every real one seeds one
+    synthetic document, at 1M each seeds 91 or 92). It takes the seed's length (the real length
+    distribution, and the real tie between length and subject). It mixes in ``n_mix`` of the seed's
+    ``k_near`` nearest real documents (TF-IDF cosine): the seed's neighbourhood is its topic, found
+    without choosing a number of topics. Then position by position:
 
-    - with probability ``i / (i + alpha)`` at position ``i`` it repeats a uniformly chosen earlier
-      token of the same document: burstiness, stronger in longer documents, as in real text;
-    - otherwise it draws a fresh token: with probability ``p_seed`` a uniform token of the seed,
-      with ``p_near`` a uniform token of one of the seed's ``k_near`` nearest real documents
-      (TF-IDF cosine), else a token of the pooled unigram distribution.
+    - with probability ``p_seed`` the position takes the seed's token at that position of a random
+      shuffle of the seed, so the seed's tokens are drawn without replacement and its own repeats
+      (burstiness) are kept; otherwise a uniform token of one of the mixed-in neighbours;
+    - a seed's rare terms (real df <= ``rare_df``) always stay and a neighbour's are never taken:
+      names and other rare words belong to their document, and the real df distribution (whose
+      median term occurs in one document) survives the mixing;
+    - a Pólya urn (Dirichlet-multinomial / Chinese restaurant process): position ``i`` repeats a
+      uniform earlier token of the document with probability ``i / (i + alpha)``, more repetition
+      in longer documents, as in real text.
 
-    The seed's neighbourhood is a topic fitted without a topic count to choose: co-occurrence comes
-    from real documents on the same subject, and two documents grown from the same seed share its
-    subject but not its exact wording (a seed's tokens are drawn with replacement, partly replaced
-    by its neighbours' and the background's, then repeated by the urn). Compared with
-    ``benchmarks/scale_data.py`` (one topic document, p_topic = 0.6, i.i.d. draws from it) this adds
-    the neighbourhood (more mixing between documents grown from the same seed) and the urn
-    (repetition that does not depend on the seed's own counts), keeps the real lengths uncapped,
-    and counts terms with the engine's analyzer.
+    Compared with ``benchmarks/scale_data.py`` (a uniform topic document, each word i.i.d. from it
+    with probability 0.6, else from the pooled unigram distribution, lengths capped at 96) this
+    keeps the seed's own repeats and rare words, spreads the topic over real neighbours instead of
+    the pooled background (background draws bring other subjects' words, which breaks the
+    co-occurrence of frequent terms: calibration preferred no background at all), and uses the real
+    uncapped lengths and the engine's analyzer. The calibrated urn is weak (``alpha`` = 3000: about
+    2 % of a 150-token document's positions repeat, 14 % of a 1,000-token one's) because the
+    seed's own repeats and the neighbours' tokens, drawn with replacement, already repeat at the
+    real rate.
 
-The impact generator (``"realistic"``)
-    A synthetic document takes a seed's SPLADE vector, keeps each of its terms with probability
-    ``keep`` and adds each term of one of the seed's ``k_near`` nearest real documents (cosine of
-    the SPLADE vectors) with probability ``add``; weights are multiplied by log-normal noise
-    (``sigma``). So which terms go together, the weights and the number of terms per document are
-    SPLADE's own, and two documents from the same seed are near, not equal.
+The impact generator
+    A synthetic document takes a seed's SPLADE vector (seeds as above), keeps each of its terms
+    with probability ``keep`` and adds each other term of one of the seed's ``k_near`` nearest real
+    documents (cosine of the SPLADE vectors) with probability ``add``; weights are multiplied by
+    log-normal noise (``sigma``, mean 1) and capped at the term's largest real weight, so the
+    per-term maxima that MaxScore / WAND bound scores with stay the real ones. Which terms go
+    together, the weights and the number of terms per document are SPLADE's own.
 
-Calibration and limits
-    Parameters (:class:`TextModel`, :class:`ImpactModel`) were chosen so that a sample of the
-    pooled real size matches the pooled real corpora on the statistics of
-    ``benchmarks.corpus_stats`` (results in ``benchmarks/results/corpus_stats.json``). What cannot
-    match: the vocabulary is the real one and does not grow with the corpus (real text at millions
-    of documents keeps adding rare terms, Heaps' law), so at 1M every term is frequent in absolute
-    terms and the median document frequency as a share of N is far above a real corpus's; the
-    topics are the 10,880 real documents' neighbourhoods, so at 1M every seed has ~92 synthetic
-    descendants: nearest neighbours are closer than in a real corpus of that size (see the
-    near-duplicate column of ``corpus_stats``). Query-side costs (postings per query as a share of
-    all postings) and co-occurrence lifts depend on shares, not counts, and carry over.
+Calibration
+    :data:`MODELS` were chosen by small grid searches minimising the summed |log ratio| of the
+    statistics of ``benchmarks.corpus_stats`` between a 10,880-document sample and the pooled real
+    corpora (equal size matters: several statistics depend on N). The results, with the real, iid
+    and realistic corpora side by side at 10,880 and 1M documents, are in
+    ``benchmarks/results/corpus_stats.json``.
+
+Limits
+    - The vocabulary is the real one and does not grow with the corpus. Real text at millions of
+      documents keeps adding rare terms (Heaps' law); here every term's df scales with N, so df / N
+      quantiles stay those of a 10,880-document corpus and the rarest term of a 1M corpus occurs
+      in ~90 documents.
+    - The topics are the 10,880 real documents' neighbourhoods, so at 1M each seed has ~92
+      descendants and documents have near duplicates: the median cosine to the nearest other
+      document rises from the real 0.32 (bm25) / 0.36 (impact) to about 0.8 / 0.9 at 1M, and
+      higher at 10M. ``"realistic-diverse"`` lowers that to about 0.6 at 1M at some cost to the
+      equal-size match; the oracle-MaxScore share of postings (``corpus_stats``) moves little
+      between the two, but methods that cluster or reorder documents (block-max over reordered
+      ids, Seismic's clustered blocks, BMP) may gain from near duplicates more than they would on
+      a real corpus of that size: compare both corpora before trusting such a gain.
+    - Impact documents are mixtures of real SPLADE vectors, not encodings of text: their vectors
+      are as sparse as the model's, but a real large corpus would hold vectors of documents
+      unlike any of the 10,880.
 
 Cache
     Generated corpora are written as ``.npy`` under ``benchmarks/out/sparse-corpus/
-    <name>-<kind>-<n>-<seed>/`` and memory-mapped on the next call. Generation goes in batches of
-    :data:`CHUNK` documents, each a pure function of (seed, batch number), written to disk as it is
-    made, so 10M documents need no more memory than a batch (plus the page cache). Delete the
-    folder to regenerate; a change of :data:`FORMAT` does that by itself.
+    <name>-<kind>-<n>-<seed>/`` and memory-mapped (read-only) on the next call. Generation goes in
+    batches of :data:`CHUNK` documents, each a pure function of (seed, batch number), written to
+    disk as it is made, so 10M documents need no more memory than a batch (disk: about 8 bytes per
+    posting, ~5.8 GB for 10M bm25 documents, ~17 GB for 10M impact ones). A folder whose
+    ``meta.json`` names another :data:`FORMAT` or other model parameters is generated again.
 """
 
 from __future__ import annotations
@@ -90,11 +115,11 @@ from numba import njit
 from benchmarks.common import BEIR, CACHE
 
 CORPORA = ("scifact", "cisi", "med", "cacm")
-NAMES = ("realistic", "iid", "real", *CORPORA)
+NAMES = ("realistic", "iid", "real", *CORPORA, "realistic-diverse")
 KINDS = ("bm25", "impact")
 OUT = CACHE / "sparse-corpus"
 #: version of the generators and the cache layout; cached corpora of another version are rebuilt
-FORMAT = 1
+FORMAT = 2
 #: documents per generation batch
 CHUNK = 100_000
 SPLADE_VOCAB = 30522
@@ -198,14 +223,22 @@ class ImpactModel:
         Neighbourhood size (nearest real documents by SPLADE cosine).
     """
 
-    keep: float = 0.8
-    add: float = 0.25
-    sigma: float = 0.2
-    k_near: int = 10
+    keep: float = 0.92
+    add: float = 0.1
+    sigma: float = 0.1
+    k_near: int = 30
 
 
 TEXT_MODEL = TextModel()
 IMPACT_MODEL = ImpactModel()
+#: the generators' parameters per (name, kind)
+MODELS: dict[tuple[str, str], TextModel | ImpactModel] = {
+    ("realistic", "bm25"): TEXT_MODEL,
+    ("realistic", "impact"): IMPACT_MODEL,
+    # documents grown from the same seed less alike (see "Limits" in the module docstring)
+    ("realistic-diverse", "bm25"): TextModel(p_seed=0.45, alpha=1000.0, rare_df=0),
+    ("realistic-diverse", "impact"): ImpactModel(keep=0.6, add=0.5),
+}
 
 
 # ---------------------------------------------------------------------------------------- public
@@ -244,7 +277,9 @@ def load_corpus(
         raise ValueError(f"n_docs must be positive; got {n_docs}")
     folder = OUT / f"{name}-{kind}-{n_docs}-{seed}"
     meta = _read_meta(folder)
-    if meta is None or meta.get("format") != FORMAT:
+    model = MODELS.get((name, kind))
+    want = None if model is None else asdict(model)
+    if meta is None or meta.get("format") != FORMAT or meta.get("model") != want:
         t0 = time.perf_counter()
         n_terms = _generate(folder, name, kind, n_docs, seed)
         print(f"[sparse_corpus] {folder.name}: {time.perf_counter() - t0:.1f} s", flush=True)
@@ -489,7 +524,7 @@ def _seeds(seed: int, first: int, m: int, n_real: int, salt: int) -> np.ndarray:
     at = 0
     while at < m:
         epoch, off = divmod(first + at, n_real)
-        perm = np.random.default_rng([seed, salt, epoch]).permutation(n_real)
+        perm = np.random.default_rng([seed, 2, salt, epoch]).permutation(n_real)
         take = min(m - at, n_real - off)
         out[at : at + take] = perm[off : off + take]
         at += take
@@ -548,7 +583,7 @@ def _bm25_iid(seed: int, chunk: int, m: int):
 
 
 @njit(cache=True)
-def _mix_rows(ptr, idx, val, seeds, nbrs, u, z, keep, add, sigma):  # pragma: no cover - numba
+def _mix_rows(ptr, idx, val, seeds, nbrs, u, z, keep, add, sigma, cap):  # pragma: no cover - numba
     m = len(seeds)
     out_ptr = np.zeros(m + 1, np.int64)
     out_t = np.empty(len(u), np.uint32)
@@ -574,7 +609,7 @@ def _mix_rows(ptr, idx, val, seeds, nbrs, u, z, keep, add, sigma):  # pragma: no
                 j += 1
             if take:
                 out_t[w] = t
-                out_w[w] = x * np.exp(sigma * z[c] + shift)
+                out_w[w] = min(x * np.exp(sigma * z[c] + shift), cap[t])
                 w += 1
             c += 1
         out_ptr[r + 1] = w
@@ -592,7 +627,9 @@ def _impact_realistic(
     total = int((nnz[seeds] + nnz[nbrs]).sum())
     u = rng.random(total, dtype=np.float32)
     z = rng.standard_normal(total, dtype=np.float32)
-    return _mix_rows(ptr, idx, val, seeds, nbrs, u, z, model.keep, model.add, model.sigma)
+    cap = np.zeros(SPLADE_VOCAB, np.float32)
+    np.maximum.at(cap, idx, val)  # noise never lifts a weight above the term's real maximum
+    return _mix_rows(ptr, idx, val, seeds, nbrs, u, z, model.keep, model.add, model.sigma, cap)
 
 
 @njit(cache=True)
@@ -664,14 +701,15 @@ def _generate(folder: Path, name: str, kind: str, n_docs: int, seed: int) -> int
     tmp.mkdir(parents=True)
     sizes = []
     n_chunks = -(-n_docs // CHUNK)
+    model = MODELS.get((name, kind))
+    salt = 10 * KINDS.index(kind) + NAMES.index(name)
     for c in range(n_chunks):
         m = min(CHUNK, n_docs - c * CHUNK)
-        salt = 10 * KINDS.index(kind) + NAMES.index(name)
-        rng = np.random.default_rng([seed, c, salt])
-        if name == "realistic":
-            seeds = _seeds(seed, c * CHUNK, m, n_real, salt)
-            gen = _bm25_realistic if kind == "bm25" else _impact_realistic
-            part = gen(rng, seeds)
+        rng = np.random.default_rng([seed, 1, salt, c])
+        if isinstance(model, TextModel):
+            part = _bm25_realistic(rng, _seeds(seed, c * CHUNK, m, n_real, salt), model)
+        elif isinstance(model, ImpactModel):
+            part = _impact_realistic(rng, _seeds(seed, c * CHUNK, m, n_real, salt), model)
         elif kind == "bm25":
             part = _bm25_iid(seed, c, m)
         else:
@@ -708,9 +746,7 @@ def _generate(folder: Path, name: str, kind: str, n_docs: int, seed: int) -> int
         "seed": seed,
         "nnz": nnz,
         "n_terms": n_terms,
-        "model": asdict(TEXT_MODEL if kind == "bm25" else IMPACT_MODEL)
-        if name == "realistic"
-        else None,
+        "model": None if model is None else asdict(model),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
