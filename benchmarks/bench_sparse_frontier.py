@@ -1,75 +1,81 @@
 """Sparse query processing against the research frontier: granite-index, bm25s, PISA, Seismic, BMP.
 
 Run:  .venv/bin/python -m benchmarks.bench_sparse_frontier [--corpora realistic iid real]
-      [--kinds bm25 impact] [--n-docs 1000000] [--threads 1 2] [--ks 10 1000] [--repeats 3]
-      [--engines granite bm25s pisa seismic bmp] [--small] [--with-10m]
+      [--kinds bm25 impact] [--n-docs 1000000] [--with-10m] [--threads 1 2] [--ks 10 1000]
+      [--repeats 3] [--engines granite bm25s pisa seismic bmp] [--small] [--merge]
+``--small``: 20,000 documents (a smoke run). ``--merge``: keep the runs of other corpora / kinds /
+sizes already in the results file (e.g. a 1M run added to a small one).
 
-Every engine indexes the same documents (the same term ids and values, from one
-:class:`benchmarks.sparse_corpus.SparseCorpus`) and answers the same queries in the same run.
+Every engine indexes the same documents (the same term ids and values) and answers the same
+queries, in the same run.
 
-Corpora (``benchmarks.sparse_corpus.load_corpus``; names ``realistic``, ``iid``, ``real``), each
-in two kinds:
-- ``bm25``: values are term frequencies, scored with BM25 (k1 = 1.2, b = 0.75);
-- ``impact``: SPLADE-like learned weights, scored by dot product.
-Until ``benchmarks/sparse_corpus.py`` exists, a fallback built here from ``bench_bm25`` stands in
-(``iid``: real lengths and unigram distribution, i.i.d. tokens; ``real``: the analysed BEIR
-corpora; no ``realistic``; the impact values derived from tf and idf), marked
-``corpus_source: fallback`` in the results.
+Corpora: ``benchmarks.sparse_corpus.load_corpus`` (``realistic``, ``iid``, ``real``; see that
+module), each in two kinds: ``bm25`` (values are term frequencies; BM25 with k1 = 1.2, b = 0.75)
+and ``impact`` (SPLADE weights; dot product); the 458 real test queries. If that module is
+missing, a stand-in built from ``bench_bm25`` runs (``corpus_source: fallback``).
 
-Engines and the calls timed
-- granite-index ``SparseIndex.search((indptr, indices, values), k, threads)``: the query CSR goes
-  in raw, so ``prepare`` (idf weighting, ordering) is inside the timing, as a user pays it. If
-  ``search`` takes ``strategy``, ``"exhaustive"`` (what the default ``"auto"`` picks) and
-  ``"pruned"`` (exact MaxScore) run; impact kind: the approximate mode ``share`` at 0.3 .. 0.7
-  (candidates from the query's heaviest terms, rescored exactly).
-- bm25s 0.3 (numba backend, ``method="lucene"``; bm25 kind only): ``BM25.retrieve`` over token id
-  lists (terms repeated tf times), ``n_threads``.
+Engines, and the call that is timed
+- granite-index: ``SparseIndex.search((indptr, indices, values), k=k, threads=t)``. The query
+  CSR goes in raw, so ``prepare`` (idf weighting, ordering) is inside the timing, as a user pays
+  it. Where ``search`` takes ``strategy``, ``"exhaustive"`` and ``"auto"`` both run; where it
+  takes ``recall``, the approximate mode runs at 0.90 / 0.95 / 0.99 (a mode that raises is
+  reported and skipped).
+- bm25s (bm25 kind): ``BM25(method="lucene", backend="numba").retrieve(token id lists, k,
+  n_threads)``, documents and queries as token id lists (a term repeated tf times); the same
+  BM25 as granite-index.
 - PISA through ``pyterrier_pisa``: the inverted collection (``inv.docs`` / ``inv.freqs`` /
   ``inv.sizes``, ``fwd.*``) is written from the CSR with numpy, byte-identical to what
-  ``PisaIndex(stemmer='none').toks_indexer(scale=1.0)`` writes from tf dicts (checked on a slice
-  each run, see ``checks.pisa_writer``) but without its Python loop; PISA then builds its block
-  max data and the ``block_simdbp`` index (``_pisathon.prepare_index``, as ``PisaRetrieve``
-  does). Queries are timed with the low-level ``_pisathon.retrieve`` exactly as
-  ``PisaRetrieve.transform`` calls it (term-weight dicts, result arrays allocated per call) so
-  no pandas is measured; every disjunctive query algorithm (``maxscore``,
-  ``block_max_maxscore``, ``block_max_wand``, ``wand``, ``ranked_or`` and the
-  term-at-a-time ``ranked_or_taat``; not the conjunctive ``*ranked_and``, nor
-  ``ranked_or_taat_lazy``, which the wrapper runs unweighted) runs, and ``best`` is the fastest
-  per cell. ``ranked_or_taat`` runs on 1 thread only: the wrapper's query function owns one
-  accumulator that its threads share, and its 2-thread answers come out wrong. Documents are in corpus order: no docid reordering (published PISA and BMP figures
-  use BP-reordered collections, which tightens block maxima and compression). bm25 kind: PISA's ``bm25`` scorer over integer tf and the same document lengths; its idf
-  is Robertson's ``max(1e-6, ln((N - df + .5) / (df + .5))) * (1 + k1)``, not Lucene's
-  ``ln(1 + (N - df + .5) / (df + .5))``, so its rankings differ from granite-index's and bm25s's
-  (``checks.pisa_bm25`` checks its scores against that formula, brute force). Impact kind: the
-  ``quantized`` scorer over weights floored to integers at scale 100 (pyterrier_pisa's default),
-  query weights likewise (PISA repeats a term that many times). ``pisa-q8`` (bm25 kind): PISA's
-  ``quantized`` scorer over granite-index's Lucene BM25 term scores, linearly quantised to 8 bits
-  (1..255) as PISA's own impact precomputation does, so its ranking is granite-index's up to
-  quantisation; this is how PISA's BM25 is usually benchmarked.
-- Seismic (``pyseismic-lsr``; impact kind only, approximate): ``SeismicIndex.build_from_dataset``
-  with ``n_postings`` scaled from the authors' 3,500 at MS MARCO's 8.8M documents (floor 400),
-  ``centroid_fraction=0.1``, ``summary_energy=0.4``; ``batch_search`` over a grid of
-  ``(query_cut, heap_factor)``, ``num_threads``.
-- BMP (impact kind only; exact at alpha = beta = 1, approximate below): ``bmp.Indexer`` /
-  ``bmp.Searcher``. BMP stores 8-bit impacts (larger values wrap), so weights are scaled by 100 as
-  its pyterrier wrapper does only when that fits, else by ``255 / max weight``, floored; queries
-  use the same scale. ``Searcher.search`` takes one query and holds the GIL: BMP runs a Python
-  loop over the queries on 1 thread only (no batch or thread option).
+  ``PisaIndex(path, stemmer='none', stops='none').toks_indexer(scale=1.0)`` writes from
+  ``{term: tf}`` dicts (``checks.pisa_writer`` compares the files on a 2,000-document slice every
+  run) but without its Python loop; then ``_pisathon.prepare_index`` builds the block-max data and
+  the ``block_simdbp`` index, as ``PisaRetrieve`` does. Queries: ``_pisathon.retrieve`` called as
+  ``PisaRetrieve.transform`` calls it (``(i, {term: weight})`` pairs, ``pretokenised``, result
+  arrays allocated per call), so no pandas is timed; ``query_weighted=1`` (PISA repeats a term
+  ``int(weight)`` times and weights it by the count). Every disjunctive algorithm runs:
+  ``maxscore``, ``block_max_maxscore``, ``block_max_wand``, ``wand``, ``ranked_or`` (document at
+  a time) and ``ranked_or_taat`` (term at a time, 1 thread only: the wrapper's query function
+  owns one accumulator that its threads share, and 2-thread answers come out wrong); not the
+  conjunctive ``*ranked_and``, nor ``ranked_or_taat_lazy`` (run unweighted by the wrapper).
+  ``best`` in the table is the fastest algorithm per cell.
+  * ``pisa``, bm25 kind: PISA's ``bm25`` scorer over the integer tf and the same document lengths.
+    Its idf is Robertson's ``max(1e-6, ln((N - df + .5) / (df + .5))) * (1 + k1)``, not Lucene's
+    ``ln(1 + (N - df + .5) / (df + .5))``: the same BM25 otherwise (``checks.pisa_bm25``: PISA's
+    scores against that formula by brute force), but different rankings, and terms in over half
+    the documents weigh ~0, which helps its pruning.
+  * ``pisa``, impact kind: the ``quantized`` scorer over weights floored to integers at scale
+    100 (pyterrier_pisa's default ``toks_scale``), queries likewise.
+  * ``pisa-q8``, bm25 kind: the ``quantized`` scorer over granite-index's (Lucene) BM25 term
+    scores quantised linearly to 1..255, as PISA's own impact precomputation does: granite-index's
+    ranking up to 8-bit quantisation, and PISA's usual benchmark configuration.
+  Documents stay in corpus order: no docid reordering (published PISA and BMP figures use
+  BP-reordered collections, which tighten block maxima and compression).
+- Seismic (``pyseismic-lsr``; impact kind; approximate): ``SeismicIndex.build_from_dataset`` with
+  ``n_postings`` = 3,500 (the authors' MS MARCO value, 8.8M documents) scaled to the corpus size,
+  at least 400, ``centroid_fraction=0.1``, ``summary_energy=0.4``; ``batch_search(ids, terms,
+  weights, k, query_cut, heap_factor, num_threads=t)`` over a grid of (query_cut, heap_factor).
+  Its answers come back in no particular query order (matched by query id).
+- BMP (impact kind; exact at alpha = beta = 1, approximate below): ``bmp.Indexer(path, bsize=32,
+  compress_range=False)``, ``Searcher(path).search({term: int}, k, alpha, beta)``. BMP keeps
+  8-bit impacts (larger values wrap around), so weights are scaled by 100 as its pyterrier wrapper
+  does only if that fits, else by ``255 / max weight``, floored; queries use the same scale.
+  ``search`` takes one query and holds the GIL (2 Python threads run slower than 1), and there is
+  no batch or thread option: a Python loop over the queries, 1 thread only.
 
-Measured per engine and setting: index build time (s; the engine's default threads on this
-machine; for BMP and Seismic it includes building their per-document Python inputs, timed apart
-as ``input_s``), index size on disk (bytes; PISA: the compressed index, block-max data and
-lexicons), and for 1 and 2 threads at k = 10 and 1000: queries/s and ms/query (batch wall time /
-queries, which at 1 thread is the mean latency), the median of ``--repeats`` passes after one
-warm-up pass, the engines and settings taking turns within each pass. Recall@k is tie-aware
-against granite-index's exact top-k on the same vectors: a returned document counts when its
-exact score (``SparseIndex.score``) reaches the exact k-th score; ``recall_self`` is the same
-against the engine's own exact answer (PISA: ``ranked_or``'s scores; BMP and PISA quantized: an
-exact index over the same integer weights), which separates pruning loss from quantisation.
+Measured for each engine and setting: build time (s; each engine's default threads on this
+2-core machine; for BMP and Seismic it includes making their per-document Python inputs, which
+alone take ``input_s``); index size on disk (PISA: compressed index, block-max data, lexicons;
+the uncompressed collection is ``collection_bytes``); for 1 and 2 threads at k = 10 and 1000,
+queries/s and ms/query (batch wall time / queries: at 1 thread the mean latency), the median of
+``--repeats`` passes after a warm-up pass, all settings taking turns within each pass so drift on
+a shared machine hits all. Recall@k, tie-aware, against granite-index's exact (exhaustive) top-k
+on the same vectors: a returned document counts when its exact score (``SparseIndex.score``)
+reaches the exact k-th score. ``recall_self``: the same against the engine's own exact answer
+(PISA bm25: ``ranked_or``'s scores; BMP and PISA ``quantized``: an exact index over the same
+integer weights), which tells pruning loss from quantisation loss.
 
 Outputs: ``benchmarks/results/sparse_frontier.json`` (``table(results)`` rebuilds the markdown
-table from it) and ``benchmarks/results/sparse_frontier.png`` (per corpus and kind, k = 10,
-1 thread: ms/query against recall@10).
+table from it) and ``benchmarks/results/sparse_frontier.png`` (a panel per run, k = 10, 1 thread:
+ms/query, log scale, against recall@10; exact settings as points, approximate ones as curves).
 """
 
 from __future__ import annotations
