@@ -335,13 +335,22 @@ def build_granite(c: Corpus, tmp: Path) -> tuple[Engine, SparseIndex]:
     shutil.rmtree(tmp / "granite")
     q = (c.q_indptr, c.q_indices, c.q_values)
     settings = []
+    skipped = {}
     for label, kw, exact in granite_variants(idx, c.kind):
 
         def call(k, threads, kw=kw):
             return idx.search(q, k=k, threads=threads, **kw)
 
+        try:
+            idx.search((q[0][:2], q[1][: q[0][1]], q[2][: q[0][1]]), k=10, threads=1, **kw)
+        except Exception as e:  # noqa: BLE001 - a mode the index refuses is reported, not fatal
+            print(f"  granite-index {label}: skipped ({e!r})", flush=True)
+            skipped[label] = repr(e)
+            continue
         settings.append(Setting("granite-index", label, call, _parse_granite, exact, params=kw))
     info = {"bytes_memory": int(idx.nbytes), "segments": len(idx.segments)}
+    if skipped:
+        info["skipped"] = skipped
     return Engine("granite-index", build_s, size, settings, info), idx
 
 
