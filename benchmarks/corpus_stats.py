@@ -277,7 +277,7 @@ COLUMNS = {
         ("tokens_per_doc", "tokens/doc"),
         ("mean_tf", "mean tf"),
         ("tf_gt1_share", "tf>1"),
-        ("p_k2_given_k1", "P(k>=2|k>=1)"),
+        ("p_k2_given_k1", "P(k>=2 given k>=1)"),
         ("df_deficit", "df deficit"),
     ],
     "impact vectors": [
