@@ -125,6 +125,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -272,8 +273,8 @@ def load_corpus(
     Parameters
     ----------
     name : str
-        ``"realistic"``, ``"iid"``, ``"real"`` (the four real corpora pooled) or one real corpus
-        (``"scifact"``, ``"cisi"``, ``"med"``, ``"cacm"``).
+        ``"realistic"``, ``"realistic-diverse"``, ``"iid"``, ``"real"`` (the four real corpora
+        pooled) or one real corpus (``"scifact"``, ``"cisi"``, ``"med"``, ``"cacm"``).
     n_docs : int
         Number of documents of a generated corpus (ignored for real ones).
     kind : str
@@ -284,7 +285,8 @@ def load_corpus(
     Returns
     -------
     SparseCorpus
-        Arrays of a generated corpus are memory-mapped read-only from the cache.
+        Arrays are read-only: a generated corpus's are memory-mapped from the cache, a real
+        corpus's and the queries are shared between calls.
     """
     if name not in NAMES:
         raise ValueError(f"name must be one of {NAMES}; got {name!r}")
@@ -405,7 +407,14 @@ def _real_csr(kind: str, parts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray
     ptr = np.concatenate([[0], np.cumsum(np.concatenate([np.diff(r[0]) for r in rows]))])
     idx = np.concatenate([r[1] for r in rows]).astype(np.uint32)
     val = np.concatenate([r[2] for r in rows]).astype(np.float32)
-    return ptr.astype(np.int64), idx, val, n_terms
+    return (*_frozen(ptr.astype(np.int64), idx, val), n_terms)
+
+
+def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays made read-only (they are cached and shared between callers)."""
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
 
 
 def _hybrid_manifest(name: str) -> tuple[Path, dict]:
@@ -453,14 +462,14 @@ def _splade_docs(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @functools.cache
-def _queries(kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _queries(kind: str) -> tuple[np.ndarray, ...]:
     if kind == "bm25":
         _, _, _, queries = _real_text()
         rows = [np.unique(np.asarray(q, np.int64)) for q in queries]
         ptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
         idx = np.concatenate(rows).astype(np.uint32)
-        return ptr, idx, np.ones(len(idx), np.float32)
-    return _splade_queries()
+        return _frozen(ptr, idx, np.ones(len(idx), np.float32))
+    return _frozen(*_splade_queries())
 
 
 def _splade_queries() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -717,9 +726,8 @@ def _generate(folder: Path, name: str, kind: str, n_docs: int, seed: int) -> int
     t0 = time.perf_counter()
     n_terms = _real_text()[1] if kind == "bm25" else SPLADE_VOCAB
     n_real = len(_pooled_text()[1])
-    tmp = folder.with_name(f".tmp-{folder.name}")
+    tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")  # another process may race
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(folder, ignore_errors=True)
     tmp.mkdir(parents=True)
     sizes = []
     n_chunks = -(-n_docs // CHUNK)
@@ -772,5 +780,10 @@ def _generate(folder: Path, name: str, kind: str, n_docs: int, seed: int) -> int
         "seconds": round(time.perf_counter() - t0, 1),
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    tmp.rename(folder)
+    # replace a stale folder (readers keep their memory maps of its unlinked files)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process put the same corpus there first
+        shutil.rmtree(tmp, ignore_errors=True)
     return n_terms
