@@ -661,13 +661,33 @@ def build_seismic(c: Corpus, tmp: Path, names: np.ndarray, threads: int) -> Engi
     return Engine("seismic", build_s, size, settings, info)
 
 
-def build_bmp(c: Corpus, tmp: Path, names: np.ndarray) -> Engine:
+def bmp_query_weights(q_indptr: np.ndarray, q_int: np.ndarray) -> np.ndarray:
+    """The query weights BMP 0.2.8 scores with: ``ceil(q * (32 / max q))`` per query, in float32
+    (found by probing ``Searcher.search``; it rescales whatever integers it is given)."""
+    q = np.asarray(q_int, np.float32)
+    n = np.diff(q_indptr)
+    top = np.zeros(len(n), np.float32)
+    top[n > 0] = np.maximum.reduceat(q, q_indptr[:-1][n > 0])
+    ratio = np.float32(32) / np.maximum(top, np.float32(1))
+    return np.where(q > 0, np.ceil(q * np.repeat(ratio, n)), 0).astype(np.int64)
+
+
+def build_bmp(c: Corpus, tmp: Path, names: np.ndarray, exact: SparseIndex) -> Engine:
+    """BMP over the impact corpus. Its ``Searcher`` rescales query weights to at most 32
+    (:func:`bmp_query_weights`) and adds scores in 16 bits (a document's score wraps around at
+    65,536), and its documents hold 8-bit weights: the document scale is 100 (its pyterrier
+    wrapper's) if the largest weight fits in 255, else ``255 / max weight``, and lower still if
+    some query's best score (by ``exact``, the float weights) would pass 65,535."""
     import bmp
 
     max_w = float(c.values.max()) if len(c.values) else 1.0
-    scale = 100.0 if max_w * 100 <= 255 else 255.0 / max_w
+    q_scale = 100.0 if max_w * 100 <= 255 else 255.0 / max_w
+    q_int = quantise(c.q_values, q_scale)
+    q_bmp = bmp_query_weights(c.q_indptr, q_int)
+    top1 = exact.search((c.q_indptr, c.q_indices, q_bmp.astype(np.float32)), k=1).scores[:, 0]
+    best = float(np.max(top1[np.isfinite(top1)], initial=1.0))
+    scale = min(q_scale, 65535.0 / best * (1 - 1e-6))
     d_ptr, d_idx, d_val = drop_zeros(c.indptr, c.indices, quantise(c.values, scale, 255))
-    q_int = quantise(c.q_values, scale)
 
     def docs() -> Iterator[tuple[str, dict[str, int]]]:
         for i in range(c.n_docs):
@@ -701,7 +721,7 @@ def build_bmp(c: Corpus, tmp: Path, names: np.ndarray) -> Engine:
             sc[i, : len(scores)] = scores
         return ids, sc
 
-    ref = exact_int_index(d_ptr, d_idx, d_val, (c.q_indptr, c.q_indices, q_int))
+    ref = exact_int_index(d_ptr, d_idx, d_val, (c.q_indptr, c.q_indices, q_bmp))
     settings = []
     for alpha, beta in BMP_GRID:
 
@@ -720,7 +740,13 @@ def build_bmp(c: Corpus, tmp: Path, names: np.ndarray) -> Engine:
             self_exact=ref,
         )
         settings.append(s)
-    info = {"scale": round(scale, 4), "bsize": 32, "input_s": round(input_s, 3)}
+    info = {
+        "scale": round(scale, 4),
+        "query_scale": round(q_scale, 4),
+        "scale_limited_by_16_bit_scores": scale < q_scale,
+        "bsize": 32,
+        "input_s": round(input_s, 3),
+    }
     return Engine("bmp", build_s, dir_bytes(path), settings, info)
 
 
@@ -866,8 +892,15 @@ def time_cells(
         for threads in threads_list:
             live = [s for s in settings if s.max_threads is None or threads <= s.max_threads]
             outputs = {}
-            for s in live:  # warm-up pass, kept for recall
-                outputs[s.label, s.engine] = s.parse(s.call(k, threads), k)
+            for s in list(live):  # warm-up pass, kept for recall
+                try:
+                    outputs[s.label, s.engine] = s.parse(s.call(k, threads), k)
+                except BaseException as e:  # a Rust panic (pyo3) is a BaseException
+                    if isinstance(e, KeyboardInterrupt):
+                        raise
+                    print(f"  {s.engine}/{s.label} k={k} threads={threads}: {e!r}", flush=True)
+                    out[s.engine, s.label].append({"k": k, "threads": threads, "error": repr(e)})
+                    live.remove(s)
             times: dict[tuple[str, str], list[float]] = {(s.engine, s.label): [] for s in live}
             for _ in range(repeats):
                 for s in live:
@@ -930,7 +963,7 @@ def run_one(c: Corpus, args, tmp: Path) -> dict:
     if "seismic" in args.engines and c.kind == "impact":
         builders.append(("seismic", lambda: build_seismic(c, tmp, names, build_threads)))
     if "bmp" in args.engines and c.kind == "impact":
-        builders.append(("bmp", lambda: build_bmp(c, tmp, names)))
+        builders.append(("bmp", lambda: build_bmp(c, tmp, names, idx)))
     for name, build in builders:
         try:
             e = build()
@@ -997,7 +1030,8 @@ def run_one(c: Corpus, args, tmp: Path) -> dict:
 
 # ------------------------------------------------------------------ output
 def _cell(setting: dict, k: int, threads: int) -> dict | None:
-    return next((c for c in setting["cells"] if c["k"] == k and c["threads"] == threads), None)
+    cells = (c for c in setting["cells"] if "error" not in c)
+    return next((c for c in cells if c["k"] == k and c["threads"] == threads), None)
 
 
 def with_best(run: dict) -> list[tuple[str, dict]]:
@@ -1009,7 +1043,9 @@ def with_best(run: dict) -> list[tuple[str, dict]]:
         if not e["engine"].startswith("pisa") or not e["settings"]:
             continue
         cells = []
-        keys = {(c["k"], c["threads"]) for s in e["settings"] for c in s["cells"]}
+        keys = {
+            (c["k"], c["threads"]) for s in e["settings"] for c in s["cells"] if "error" not in c
+        }
         for k, t in sorted(keys):
             best = min(
                 ((s["setting"], _cell(s, k, t)) for s in e["settings"] if _cell(s, k, t)),
