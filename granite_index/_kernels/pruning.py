@@ -111,57 +111,89 @@ def _gallop(post_doc, p, end, d):
     return a
 
 
+BLOCK = 128
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _block_max(bits, b):
+    """Largest int32 bit pattern of block ``b`` (vectorised: a slice and a constant trip count)."""
+    blk = bits[b * BLOCK : (b + 1) * BLOCK]
+    mx = blk[0]
+    for i in range(BLOCK):
+        v = blk[i]
+        mx = v if v > mx else mx
+    return mx
+
+
 @njit(cache=True, nogil=True)
-def _one_query(lo, hi, ws, m, post_doc, vals, tmax_q, alive, base, k, acc, touched, cand, buf,
+def _collect(acc, n_docs, thr, cand):
+    """Documents with ``acc >= thr > 0``, ascending, into ``cand``; returns how many. Whole
+    blocks whose largest accumulator is below ``thr`` are passed over in one comparison."""
+    tb = np.array([thr], dtype=np.float32).view(np.int32)[0]
+    bits = acc.view(np.int32)
+    nc = 0
+    for b in range((n_docs + BLOCK - 1) // BLOCK):
+        if _block_max(bits, b) >= tb:
+            for d in range(b * BLOCK, min((b + 1) * BLOCK, n_docs)):
+                if bits[d] >= tb:
+                    cand[nc] = d
+                    nc += 1
+    return nc
+
+
+@njit(cache=True, nogil=True)
+def _probe(lo, hi, t_end, post_doc, acc, alive, base, k, buf):
+    """A lower bound of the k-th best final score: the k-th best partial score among the first
+    postings of the first scored term with at least k documents (distinct documents)."""
+    for j in range(t_end):
+        if hi[j] - lo[j] >= k:
+            n = 0
+            for p in range(lo[j], min(hi[j], lo[j] + max(4096, 4 * k))):
+                d = post_doc[p]
+                if alive[base + d]:
+                    buf[n] = acc[d]
+                    n += 1
+            if n < k:
+                return 0.0
+            return np.float64(np.partition(buf[:n], n - k)[n - k])
+    return 0.0
+
+
+@njit(cache=True, nogil=True)
+def _one_query(lo, hi, ws, m, post_doc, vals, tmax_q, alive, base, k, acc, n_docs, cand, buf,
                out_s, out_p):  # fmt: skip
-    """Answer one query over ``m`` found terms (``lo``/``hi`` posting ranges, weights ``ws`` in
-    the query's order, bounds' factors ``tmax_q``) into ``out_s`` / ``out_p``; returns the number
-    of postings it read in full (for the tests and benchmarks)."""
-    u = np.empty(m, np.float64)
-    for j in range(m):
-        u[j] = np.float64(ws[j]) * np.float64(tmax_q[j])
-    order = np.argsort(-u, kind="mergesort")
-    rest = np.zeros(m + 1, np.float64)  # rest[t]: the bounds of the terms order[t:]
+    """Answer one query over ``m`` found terms, taken in the query's order (heaviest first), into
+    ``out_s`` / ``out_p``; returns the postings read in full. Terms are scored in full into the
+    accumulators until the k-th best partial score (probed) exceeds the bounds of the terms
+    left; the documents that can still reach it are collected by a blocked scan and the
+    remaining terms are merged into them. Each document's terms are added in the query's order,
+    so scores are bit-identical to the exhaustive kernels'."""
+    rest = np.zeros(m + 1, np.float64)  # rest[t]: the bounds of terms t..m-1
     for t in range(m - 1, -1, -1):
-        rest[t] = rest[t + 1] + u[order[t]]
+        rest[t] = rest[t + 1] + np.float64(ws[t]) * np.float64(tmax_q[t])
     theta = 0.0
-    checked = np.inf  # rest[] when theta was last computed
-    nt = 0
-    t = 0
+    checked = np.inf
     read = 0
+    t = 0
     while t < m:
         if rest[t] * (1 + MARGIN) < theta:
             break
-        j = order[t]
-        w = ws[j]
-        docs = post_doc[lo[j] : hi[j]]
-        v = vals[lo[j] : hi[j]]
+        w = ws[t]
+        docs = post_doc[lo[t] : hi[t]]
+        v = vals[lo[t] : hi[t]]
         read += len(docs)
         for i in range(len(docs)):
-            d = docs[i]
-            c = w * v[i]
-            a = acc[d]
-            touched[nt] = d  # kept only on the first match (branch-free)
-            nt += (a == 0) & (c > 0)
-            acc[d] = a + c
+            acc[docs[i]] += w * v[i]
         t += 1
-        if t < m and nt >= k and rest[t] < RECHECK * checked:
-            theta = max(theta, _kth_alive(acc, touched, nt, alive, base, k, buf))
+        if t < m and rest[t] < RECHECK * checked:
+            theta = max(theta, _probe(lo, hi, t, post_doc, acc, alive, base, k, buf))
             checked = rest[t]
-    if nt >= k:
-        theta = max(theta, _kth_alive(acc, touched, nt, alive, base, k, buf))
-    # candidates: touched documents that can still reach theta, ascending
-    nc = 0
-    for i in range(nt):
-        d = touched[i]
-        if (acc[d] + rest[t]) * (1 + MARGIN) >= theta:
-            cand[nc] = d
-            nc += 1
-    cand[:nc].sort()
+    thr = theta / (1 + MARGIN) - rest[t]
+    tiny = np.float64(np.nextafter(np.float32(0), np.float32(1)))
+    nc = _collect(acc, n_docs, max(thr, tiny), cand)
     while t < m:
-        j = order[t]
-        w = ws[j]
-        p, end = lo[j], hi[j]
+        w = ws[t]
+        p, end = lo[t], hi[t]
         for c in range(nc):
             d = cand[c]
             p = _gallop(post_doc, p, end, d)
@@ -179,25 +211,19 @@ def _one_query(lo, hi, ws, m, post_doc, vals, tmax_q, alive, base, k, acc, touch
                 cand[kept] = d
                 kept += 1
         nc = kept
-    # all terms counted: keep what can still be in the top k, rescore it in the query's order
-    if nc >= k:
-        theta = max(theta, _kth_alive(acc, cand, nc, alive, base, k, buf))
     keys = np.empty(nc, np.uint64)
     n = 0
     for c in range(nc):
         d = cand[c]
-        if alive[base + d] and acc[d] * (1 + MARGIN) >= theta:
-            s = np.float32(0)
-            for j in range(m):
-                x = _find(post_doc, lo[j], hi[j], d)
-                if x >= 0:
-                    s += ws[j] * vals[x]
-            keys[n] = _key(s, d)
+        if alive[base + d]:
+            keys[n] = _key(acc[d], d)
             n += 1
-    for i in range(nt):
-        acc[touched[i]] = 0
+    acc[:] = 0
+    if n > k:
+        keys[:k] = np.partition(keys[:n], k - 1)[:k]
+        n = k
     keys = np.sort(keys[:n])
-    for i in range(min(n, k)):
+    for i in range(n):
         bits = np.uint32(0xFFFFFFFF) - np.uint32(keys[i] >> np.uint64(32))
         out_s[i] = np.array([bits], dtype=np.uint32).view(np.float32)[0]
         out_p[i] = base + np.int64(keys[i] & np.uint64(0xFFFFFFFF))
@@ -216,8 +242,7 @@ def _pruned_topk(q_ptr, q_terms, q_w, term_ids, term_ptr, post_doc, vals, tmax, 
     for q in range(n_q):
         max_q = max(max_q, q_ptr[q + 1] - q_ptr[q])
     for g in prange(n_groups):
-        acc = np.zeros(n_docs, dtype=np.float32)
-        touched = np.empty(n_docs, dtype=np.uint32)
+        acc = np.zeros((n_docs + BLOCK - 1) // BLOCK * BLOCK, dtype=np.float32)
         cand = np.empty(n_docs, dtype=np.uint32)
         buf = np.empty(n_docs, dtype=np.float32)
         lo = np.empty(max_q, dtype=np.int64)
@@ -234,7 +259,7 @@ def _pruned_topk(q_ptr, q_terms, q_w, term_ids, term_ptr, post_doc, vals, tmax, 
                     m += 1
             if m:
                 read[q] = _one_query(lo, hi, ws, m, post_doc, vals, tq, alive, base, k, acc,
-                                     touched, cand, buf, out_s[q], out_p[q])  # fmt: skip
+                                     n_docs, cand, buf, out_s[q], out_p[q])  # fmt: skip
     return out_s, out_p, read
 
 
