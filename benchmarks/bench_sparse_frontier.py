@@ -17,9 +17,11 @@ missing, a stand-in built from ``bench_bm25`` runs (``corpus_source: fallback``)
 Engines, and the call that is timed
 - granite-index: ``SparseIndex.search((indptr, indices, values), k=k, threads=t)``. The query
   CSR goes in raw, so ``prepare`` (idf weighting, ordering) is inside the timing, as a user pays
-  it. Where ``search`` takes ``strategy``, ``"exhaustive"`` and ``"auto"`` both run; where it
-  takes ``recall``, the approximate mode runs at 0.90 / 0.95 / 0.99 (a mode that raises is
-  reported and skipped).
+  it. Where ``search`` takes ``strategy``, ``"exhaustive"`` and ``"pruned"`` (MaxScore-style,
+  exact) both run (``"auto"``, the default, is exhaustive today and is not run twice); where it
+  takes ``share`` (impact kind), the approximate mode runs at each of ``GRANITE_SHARES`` (the
+  share of the query's weight its candidate pass uses; exact rescoring of the best
+  candidates). A mode that raises on a one-query probe is reported and skipped.
 - bm25s (bm25 kind): ``BM25(method="lucene", backend="numba").retrieve(token id lists, k,
   n_threads)``, documents and queries as token id lists (a term repeated tf times); the same
   BM25 as granite-index.
