@@ -14,7 +14,9 @@ from the very lists the timed calls returned (scored by rank, so each engine's o
 granite-index (``threads=1`` for the sparse legs; the flat dense leg scans one query on one thread):
   * bm25+dense hybrid with RRF (k=60, as LanceDB's default reranker), with the default
     equal-weight min-max convex fusion, and with a fusion fitted on SciFact's TRAIN queries;
-  * bm25+splade+dense hybrid (default and train-fitted fusion);
+  * bm25+splade+dense hybrid (default and train-fitted fusion; the fitted one also with the
+    learned-sparse leg approximate, ``share=0.5`` and ``0.7``; ``three_legs_vs_two`` sets each
+    against the fitted two-leg hybrid);
   each with query vectors precomputed (``encode_queries([text], legs)`` per query, outside the
   timing) and with the query text encoded inside the timed call; plus single legs for reference.
 LanceDB (a local table in a temporary folder: id, text, vector; Lance's native FTS index on text,
@@ -48,6 +50,8 @@ from granite_index.fusion import RRF, ConvexFusion
 K = 10
 TWO = ["bm25", "dense"]
 THREE = ["bm25", "sparse", "dense"]
+#: approximate learned-sparse leg in the three-leg hybrid (``Collection.search(share=...)``)
+SHARES = (0.5, 0.7)
 
 
 def timed(fn: Callable[[int], list[Any]], n: int, warmup: int) -> tuple[list[float], list[list]]:
@@ -150,8 +154,10 @@ def main() -> None:
     enc3 = [col.encode_queries([t], legs=THREE) for t in qtexts]
     qvecs = np.concatenate([e.dense for e in enc2]).astype(np.float32)
 
-    def ours(enc, legs, fusion=None, text=False, depth=None):
-        """One query through ``col.search``: a hybrid over ``legs``, or one leg if a str."""
+    def ours(enc, legs, fusion=None, text=False, depth=None, share=None):
+        """One query through ``col.search``: a hybrid over ``legs``, or one leg if a str;
+        ``share``: the learned-sparse leg approximate (candidates from the query's heaviest
+        terms, rescored exactly)."""
 
         def one(i):
             q = qtexts[i] if text else enc[i]
@@ -159,7 +165,14 @@ def main() -> None:
                 res = col.search(q, k=K, mode=legs, **({} if legs == "dense" else {"threads": 1}))
             else:
                 res = col.search(
-                    q, k=K, mode="hybrid", legs=legs, fusion=fusion, depth=depth, threads=1
+                    q,
+                    k=K,
+                    mode="hybrid",
+                    legs=legs,
+                    fusion=fusion,
+                    depth=depth,
+                    threads=1,
+                    share=share,
                 )
             return res.doc_ids()[0]
 
@@ -188,6 +201,13 @@ def main() -> None:
             "ours",
             ours(enc3, THREE, fitted[tuple(THREE)]),
         ),
+        **{
+            f"ours bm25+splade+dense fitted on train, splade share={r} (precomputed)": (
+                "ours",
+                ours(enc3, THREE, fitted[tuple(THREE)], share=r),
+            )
+            for r in SHARES
+        },
         "ours bm25+dense RRF k=60 (text, encoded in call)": ("ours", ours(None, TWO, rrf, True)),
         "ours bm25+dense fitted on train (text, encoded in call)": (
             "ours",
@@ -261,6 +281,16 @@ def main() -> None:
         }
         for name, label in pairs.items()
     }
+    two = rows["ours bm25+dense fitted on train (precomputed)"]
+    three_vs_two = {
+        label: {
+            "p50_over_two_leg_p50": round(r["p50_ms"] / two["p50_ms"], 2),
+            "ndcg@10": r["ndcg@10"],
+            "two_leg_ndcg@10": two["ndcg@10"],
+        }
+        for label, r in rows.items()
+        if label.startswith("ours bm25+splade+dense fitted on train") and "precomputed" in label
+    }
     out = {
         "machine": {
             **machine(),
@@ -294,6 +324,7 @@ def main() -> None:
         ],
         "rows": rows,
         "target_20x": target,
+        "three_legs_vs_two": three_vs_two,
     }
     headers = ["method", "p50 ms", "p99 ms", "nDCG@10", "LanceDB hybrid p50 / this p50"]
     table = [
