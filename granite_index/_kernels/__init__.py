@@ -6,6 +6,8 @@ Modules
 - :mod:`~granite_index._kernels.sparse_scoring`: BM25 / impact scoring of a query batch against a
   segment, exact top-k (heap and block-maxima paths), scoring given documents, merging per-segment
   top-k lists, the per-segment BM25 weight cache.
+- :mod:`~granite_index._kernels.pruning`: exact top-k with MaxScore dynamic pruning, term upper
+  bounds, and the document-major copy of a segment with its exact rescoring (impact lookups).
 - :mod:`~granite_index._kernels.segments`: building segments from CSR rows, merging segments,
   dropping and renumbering deleted documents' postings.
 - :mod:`~granite_index._kernels.terms`: term counts per row (the BM25 analyzer's term frequencies).
