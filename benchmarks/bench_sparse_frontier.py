@@ -1098,6 +1098,72 @@ def table(results: dict) -> str:
     return markdown_table(headers, rows)
 
 
+def _fastest(run: dict, engine: str, k: int, *, exact: bool | None = None, recall: float = 0.0):
+    """The fastest 1-thread cell at ``k`` of an engine's settings (exact ones only, approximate
+    ones only, or any) whose recall@k reaches ``recall``: (ms/query, recall, setting) or None."""
+    best = None
+    for e in run["engines"]:
+        if e["engine"] != engine:
+            continue
+        for st in e["settings"]:
+            if exact is not None and bool(st.get("exact")) != exact:
+                continue
+            c = _cell(st, k, 1)
+            if c is None or c.get("recall", 0.0) < recall:
+                continue
+            if best is None or c["ms_per_query"] < best[0]:
+                best = (c["ms_per_query"], c.get("recall", 0.0), st["setting"])
+    return best
+
+
+def goals_table(results: dict, k: int = 10) -> str:
+    """One row per corpus: the fastest 1-thread ms/query at ``k`` of each engine, and the ratios
+    the goals are stated in (the peer's time over granite-index's: above 1, granite-index is
+    faster). Learned-sparse rows compare approximate settings at equal recall floors."""
+
+    def fmt(x):
+        return "–" if x is None else f"{x[0]:.3f} ({x[1]:.2f})"
+
+    def ratio(peer, ours):
+        return "–" if peer is None or ours is None else f"{peer[0] / ours[0]:.2f}x"
+
+    rows = []
+    for run in results["runs"]:
+        name = f"{run['corpus']} / {run['kind']} ({run['n_docs']:,})"
+        ours = _fastest(run, "granite-index", k, exact=True)
+        if run["kind"] == "bm25":
+            pisa = _fastest(run, "pisa", k, exact=True)
+            q8 = _fastest(run, "pisa-q8", k, exact=True)
+            bm25s = _fastest(run, "bm25s", k, exact=True)
+            rows.append([name, fmt(ours), fmt(bm25s), fmt(pisa), fmt(q8), ratio(pisa, ours),
+                         ratio(q8, ours), "", "", "", "", ""])  # fmt: skip
+            continue
+        bmp = _fastest(run, "bmp", k, exact=True)
+        cells = []
+        for floor in (0.95, 0.90):
+            g = _fastest(run, "granite-index", k, exact=False, recall=floor)
+            g = ours if ours is not None and (g is None or ours[0] < g[0]) else g
+            sm = _fastest(run, "seismic", k, recall=floor)
+            cells += [fmt(g), fmt(sm), ratio(sm, g)]
+        rows.append([name, fmt(ours), "", fmt(_fastest(run, "pisa", k, exact=True)), "", "",
+                     "", fmt(bmp), ratio(bmp, ours), *cells[:2], cells[2] + " / " + cells[5]])  # fmt: skip
+    headers = [
+        "corpus / kind (docs)",
+        "granite-index exact",
+        "bm25s",
+        "PISA best",
+        "PISA q8 best",
+        "PISA / granite",
+        "PISA q8 / granite",
+        "BMP exact",
+        "BMP / granite",
+        "granite @ recall >= 0.95",
+        "Seismic @ recall >= 0.95",
+        "Seismic / granite at 0.95 / 0.90",
+    ]
+    return markdown_table(headers, rows)
+
+
 def plot(results: dict, path: Path) -> None:
     """One panel per run (corpus, kind, size): ms/query (log) against recall@10, k = 10, 1 thread.
     Exact settings are points; an approximate engine's settings are joined in recall order."""
