@@ -1,29 +1,28 @@
-"""Exact top-k with dynamic pruning (MaxScore, term at a time), with a plain-numpy twin.
+"""Exact top-k with MaxScore dynamic pruning, and exact impact lookups from a document-major copy.
 
 Array conventions are those of :mod:`granite_index._kernels.sparse_scoring`: a segment's
 ``term_ids`` / ``term_ptr`` / ``post_doc`` and one weight per posting in ``vals`` (the BM25 cache
-``tf / (tf + norm)`` or the impacts); queries as CSR (``q_ptr``, ``q_terms``, ``q_w``).
-``tmax`` holds, per term of the segment, the largest of its ``vals`` (:func:`term_max`).
+``tf / (tf + norm)`` or the impacts); queries as CSR (``q_ptr``, ``q_terms``, ``q_w``), each
+query's terms heaviest first (as ``SparseIndex.prepare`` orders them). ``tmax`` holds, per term
+of the segment, the largest of its ``vals`` (:func:`term_max`); a term's upper bound is
+``q_w · tmax``.
 
-How a query is answered (per segment):
+How a query is answered (per segment, :func:`pruned_topk`):
 
-1. Each query term gets an upper bound ``u = q_w · tmax``; terms are taken in descending ``u``.
-2. *Essential* terms are scored in full, term at a time, into accumulators (only the touched
-   documents are remembered). After a term, ``theta`` (the k-th best partial score of an alive
-   document: a lower bound of the final k-th best score) is compared with the sum of the bounds of
-   the terms left: once it is larger, no document outside the touched ones can reach the top k,
-   so the remaining (long, low-weight) terms are never scanned in full.
-3. *Candidates* are the touched documents whose partial score plus the bounds left can still reach
-   ``theta``. Each remaining term is merged into the candidates (a galloping search through its
-   postings: cost ``c · log(len / c)`` for ``c`` candidates, instead of ``len``); after each term
-   candidates that can no longer reach ``theta`` are dropped and ``theta`` rises.
-4. The survivors are rescored with the query's terms in the query's order, so that every score is
-   bit-identical to the exhaustive kernels' (which add the terms in that order), and the top k are
-   taken, ties to the lower position.
+1. Terms are scored in full, in the query's order, into plain accumulators, until ``theta`` (the
+   k-th best partial score among the first postings of a scored term: a lower bound of the final
+   k-th best score) exceeds the sum of the bounds of the terms left. From then on no document
+   with a lower partial score than ``theta`` minus those bounds can reach the top k.
+2. The documents that still can are collected by a blocked scan of the accumulators (a block
+   whose largest accumulator is too low is passed over in one comparison), ascending.
+3. Each remaining term is merged into them by a galloping search through its postings (cost
+   ``c · log(len / c)`` for ``c`` candidates, instead of ``len``); after each term the ones that
+   can no longer reach ``theta`` are dropped and ``theta`` rises.
+4. The best k candidates are taken, ties to the lower position.
 
-Bounds are compared with a relative margin of :data:`MARGIN` (float32 sums in another order can
-differ in the last bits), so the pruning never drops a document the exhaustive order would keep:
-results equal the exhaustive kernels' exactly.
+Every document's terms are added in the query's order, as the exhaustive kernels add them, so
+scores are bit-identical to theirs; bounds are compared with a relative margin of
+:data:`MARGIN`. The exhaustive kernels (and their numpy twin) are this path's oracle in the tests.
 """
 
 from __future__ import annotations
@@ -77,19 +76,6 @@ def _kth_alive(acc, docs, n, alive, base, k, buf):
     if cnt < k:
         return 0.0
     return np.float64(np.partition(buf[:cnt], cnt - k)[cnt - k])
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _find(post_doc, a, b, d):
-    """Index of document ``d`` in ``post_doc[a:b]`` (ascending), or -1."""
-    hi = b
-    while a < b:
-        mid = (a + b) >> 1
-        if post_doc[mid] < d:
-            a = mid + 1
-        else:
-            b = mid
-    return a if a < hi and post_doc[a] == d else -1
 
 
 @njit(cache=True, nogil=True, inline="always")
