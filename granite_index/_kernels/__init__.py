@@ -14,10 +14,12 @@ Modules
 - :mod:`~granite_index._kernels.fusion`: the union of hybrid legs' candidate lists and the fused
   top-k in one pass.
 - :mod:`~granite_index._kernels.topk`: row-wise top-k of a dense score matrix.
+- :mod:`~granite_index._kernels.batches`: a batch kernel compiled serial and parallel, and the
+  call between them (plain Python, shared by the kernel modules).
 
-Rules (checked by ``lint-imports``, see ``pyproject.toml``): a kernel module imports numpy and
-numba only: nothing else of granite_index, and no other kernel module, so that no compiled
-function calls one defined in another file (numba's on-disk cache would not see that file
-change). No objects, no thread policy, no I/O.
+Rules (checked by ``lint-imports``, see ``pyproject.toml``): a kernel module imports numpy,
+numba and :mod:`~granite_index._kernels.batches` only: nothing else of granite_index, and no other
+kernel module, so that no compiled function calls one defined in another file (numba's on-disk
+cache would not see that file change). No objects, no thread policy, no I/O.
 Tests: ``tests/_kernels/``.
 """

@@ -27,11 +27,10 @@ scores are bit-identical to theirs; bounds are compared with a relative margin o
 
 from __future__ import annotations
 
-import types
-
-import numba
 import numpy as np
 from numba import njit, prange
+
+from granite_index._kernels.batches import run_groups, serial_and_parallel
 
 #: relative safety margin of the pruning comparisons (float32 rounding of sums in another order)
 MARGIN = 1e-5
@@ -249,17 +248,7 @@ def _pruned_topk(q_ptr, q_terms, q_w, term_ids, term_ptr, post_doc, vals, tmax, 
     return out_s, out_p, read
 
 
-def _renamed(fn, name):
-    """A copy of ``fn`` under another name (numba's on-disk cache is keyed by qualified name)."""
-    copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
-    copy.__qualname__ = name
-    return copy
-
-
-_pruned_serial = njit(cache=True, nogil=True)(_renamed(_pruned_topk, "_pruned_serial"))
-_pruned_parallel = njit(cache=True, nogil=True, parallel=True)(
-    _renamed(_pruned_topk, "_pruned_parallel")
-)
+_pruned_serial, _pruned_parallel = serial_and_parallel(_pruned_topk, "_pruned")
 
 
 def pruned_topk(q_ptr, q_terms, q_w, seg, vals, tmax, alive, k: int, threads: int):
@@ -283,14 +272,7 @@ def pruned_topk(q_ptr, q_terms, q_w, seg, vals, tmax, alive, k: int, threads: in
         np.int64(k),
         np.int64(n_groups),
     )
-    if n_groups == 1:
-        return _pruned_serial(*args)
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        return _pruned_parallel(*args)
-    finally:
-        numba.set_num_threads(previous)
+    return run_groups(_pruned_serial, _pruned_parallel, args, n_groups, threads)
 
 
 @njit(cache=True, nogil=True)

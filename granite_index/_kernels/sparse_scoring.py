@@ -17,11 +17,10 @@ Top-k order: higher score first, ties to the lower position (so results are dete
 
 from __future__ import annotations
 
-import types
-
-import numba
 import numpy as np
 from numba import njit, prange
+
+from granite_index._kernels.batches import run_groups, serial_and_parallel
 
 # ---------------------------------------------------------------------------- top-k heap (numba)
 
@@ -448,18 +447,7 @@ def _score_topk(
     return out_s, out_p
 
 
-def _renamed(fn, name):
-    """A copy of ``fn`` under another name: numba's on-disk cache is keyed by the function's
-    qualified name, so two variants of one function would otherwise overwrite each other."""
-    copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
-    copy.__qualname__ = name
-    return copy
-
-
-_score_topk_serial = njit(cache=True, nogil=True)(_renamed(_score_topk, "_score_topk_serial"))
-_score_topk_parallel = njit(cache=True, nogil=True, parallel=True)(
-    _renamed(_score_topk, "_score_topk_parallel")
-)
+_score_topk_serial, _score_topk_parallel = serial_and_parallel(_score_topk, "_score_topk")
 
 
 def score_topk(q_ptr, q_terms, q_w, seg, vals, alive, k: int, threads: int, masked: bool = True):
@@ -486,14 +474,7 @@ def score_topk(q_ptr, q_terms, q_w, seg, vals, alive, k: int, threads: int, mask
         np.int64(k),
         np.int64(n_groups),
     )
-    if n_groups == 1:
-        return _score_topk_serial(*args)
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        return _score_topk_parallel(*args)
-    finally:
-        numba.set_num_threads(previous)
+    return run_groups(_score_topk_serial, _score_topk_parallel, args, n_groups, threads)
 
 
 def score_topk_numpy(q_ptr, q_terms, q_w, seg, norm, alive, k: int, bm25: bool):
