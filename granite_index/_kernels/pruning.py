@@ -132,15 +132,8 @@ def _probe(lo, hi, t_end, post_doc, acc, alive, base, k, buf):
     postings of the first scored term with at least k documents (distinct documents)."""
     for j in range(t_end):
         if hi[j] - lo[j] >= k:
-            n = 0
-            for p in range(lo[j], min(hi[j], lo[j] + max(4096, 4 * k))):
-                d = post_doc[p]
-                if alive[base + d]:
-                    buf[n] = acc[d]
-                    n += 1
-            if n < k:
-                return 0.0
-            return np.float64(np.partition(buf[:n], n - k)[n - k])
+            end = min(hi[j], lo[j] + max(4096, 4 * k))
+            return _kth_alive(acc, post_doc[lo[j] : end], end - lo[j], alive, base, k, buf)
     return 0.0
 
 
