@@ -11,8 +11,7 @@ queries, in the same run.
 
 Corpora: ``benchmarks.sparse_corpus.load_corpus`` (``realistic``, ``iid``, ``real``; see that
 module), each in two kinds: ``bm25`` (values are term frequencies; BM25 with k1 = 1.2, b = 0.75)
-and ``impact`` (SPLADE weights; dot product); the 458 real test queries. If that module is
-missing, a stand-in built from ``bench_bm25`` runs (``corpus_source: fallback``).
+and ``impact`` (SPLADE weights; dot product); the 458 real test queries.
 
 Engines, and the call that is timed
 - granite-index: ``SparseIndex.search((indptr, indices, values), k=k, threads=t)``. The query
@@ -102,6 +101,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import RESULTS, machine, markdown_table, write_results
+from benchmarks.sparse_corpus import SparseCorpus, load_corpus
 from granite_index import SparseIndex
 
 K1, B = 1.2, 0.75
@@ -125,107 +125,9 @@ BM25S_MAX_DOCS = 2_000_000
 
 
 # ------------------------------------------------------------------ corpora
-@dataclass
-class Corpus:
-    """The arrays every engine indexes (mirrors ``benchmarks.sparse_corpus.SparseCorpus``)."""
-
-    name: str
-    kind: str
-    indptr: np.ndarray
-    indices: np.ndarray
-    values: np.ndarray
-    n_terms: int
-    q_indptr: np.ndarray
-    q_indices: np.ndarray
-    q_values: np.ndarray
-    source: str = "sparse_corpus"
-
-    @property
-    def n_docs(self) -> int:
-        return len(self.indptr) - 1
-
-    @property
-    def n_queries(self) -> int:
-        return len(self.q_indptr) - 1
-
-
-def load(name: str, kind: str, n_docs: int, seed: int = 0) -> Corpus:
-    """The corpus from ``benchmarks.sparse_corpus`` if that module exists, else the fallback.
-
-    Parameters
-    ----------
-    name : {"realistic", "iid", "real"}
-    kind : {"bm25", "impact"}
-    n_docs : int
-        Documents (``real`` has as many as it has).
-    seed : int
-
-    Returns
-    -------
-    Corpus
-    """
-    try:
-        from benchmarks.sparse_corpus import load_corpus
-    except ImportError:
-        return _fallback(name, kind, n_docs, seed)
-    c = load_corpus(name, n_docs=n_docs, kind=kind, seed=seed)
-    return Corpus(
-        name=c.name,
-        kind=c.kind,
-        indptr=np.asarray(c.indptr, np.int64),
-        indices=np.asarray(c.indices, np.uint32),
-        values=np.asarray(c.values, np.float32),
-        n_terms=int(c.n_terms),
-        q_indptr=np.asarray(c.q_indptr, np.int64),
-        q_indices=np.asarray(c.q_indices, np.uint32),
-        q_values=np.asarray(c.q_values, np.float32),
-    )
-
-
-_REAL_CACHE: dict[str, Any] = {}
-
-
-def _fallback(name: str, kind: str, n_docs: int, seed: int) -> Corpus:
-    """Stand-in until ``benchmarks/sparse_corpus.py`` lands: built from ``bench_bm25``'s corpora."""
-    from benchmarks.bench_bm25 import load_real, query_arrays, synthetic, term_counts
-    from granite_index._kernels.terms import count_terms
-    from granite_index.encoders.analyzer import Analyzer, Vocabulary
-
-    if name == "realistic":
-        raise LookupError("no 'realistic' corpus without benchmarks/sparse_corpus.py")
-    if "real" not in _REAL_CACHE:
-        vocab = Vocabulary()
-        _, docs, queries = load_real(Analyzer("en"), vocab)
-        _REAL_CACHE["real"] = (docs, len(vocab), queries)
-    docs, n_vocab, queries = _REAL_CACHE["real"]
-    if name == "iid":
-        ptr, flat = synthetic(docs, n_vocab, n_docs, seed)
-        indptr, indices, values = count_terms(ptr, flat, n_vocab)
-    elif name == "real":
-        indptr, indices, values = term_counts([d for ds in docs.values() for d in ds])
-    else:
-        raise LookupError(f"unknown corpus {name!r}")
-    q_indptr, q_indices, q_values = query_arrays(queries)
-    if kind == "impact":  # SPLADE-like: log-saturated tf times idf, noisy; queries weighted by idf
-        rng = np.random.default_rng(seed)
-        n = len(indptr) - 1
-        df = np.bincount(indices, minlength=n_vocab)
-        idf = np.log1p(n / np.maximum(df, 1)).astype(np.float32)
-        values = (np.log1p(values) * idf[indices] / 4).astype(np.float32)
-        values *= rng.lognormal(0.0, 0.3, len(values)).astype(np.float32)
-        q_values = (idf[q_indices] / 4).astype(np.float32)
-    return Corpus(
-        name=name,
-        kind=kind,
-        indptr=np.asarray(indptr, np.int64),
-        indices=np.asarray(indices, np.uint32),
-        values=np.asarray(values, np.float32),
-        n_terms=int(n_vocab),
-        q_indptr=np.asarray(q_indptr, np.int64),
-        q_indices=np.asarray(q_indices, np.uint32),
-        q_values=np.asarray(q_values, np.float32),
-        source="fallback",
-    )
+def load(name: str, kind: str, n_docs: int, seed: int = 0) -> SparseCorpus:
+    """The corpus of ``benchmarks.sparse_corpus`` (``real`` has as many documents as it has)."""
+    return load_corpus(name, n_docs=n_docs, kind=kind, seed=seed)
 
 
 def term_names(n_terms: int) -> np.ndarray:
@@ -324,7 +226,7 @@ def granite_variants(idx: SparseIndex, kind: str) -> list[tuple[str, dict[str, A
     return out
 
 
-def build_granite(c: Corpus, tmp: Path) -> tuple[Engine, SparseIndex]:
+def build_granite(c: SparseCorpus, tmp: Path) -> tuple[Engine, SparseIndex]:
     warm = SparseIndex(c.kind, k1=K1, b=B) if c.kind == "bm25" else SparseIndex("impact")
     m = int(c.indptr[min(100, c.n_docs)])
     warm.add(np.arange(min(100, c.n_docs)), c.indptr[:101], c.indices[:m], c.values[:m])
@@ -360,7 +262,7 @@ def _parse_granite(res, k):
     return res.ids, res.scores
 
 
-def build_bm25s(c: Corpus, tmp: Path) -> Engine:
+def build_bm25s(c: SparseCorpus, tmp: Path) -> Engine:
     import bm25s
 
     tf = c.values.astype(np.int64)
@@ -506,7 +408,7 @@ def _parse_pisa(out, k, n_q):
     return ids, sc
 
 
-def pisa_query_dicts(c: Corpus, names: np.ndarray, q_int: np.ndarray) -> list:
+def pisa_query_dicts(c: SparseCorpus, names: np.ndarray, q_int: np.ndarray) -> list:
     """``(query index, {term: weight})`` as ``PisaRetrieve.transform`` builds them; PISA repeats a
     term ``int(weight)`` times and, with ``query_weighted``, weights it by that count."""
     inp = []
@@ -517,7 +419,7 @@ def pisa_query_dicts(c: Corpus, names: np.ndarray, q_int: np.ndarray) -> list:
     return inp
 
 
-def lucene_bm25_impacts(c: Corpus) -> np.ndarray:
+def lucene_bm25_impacts(c: SparseCorpus) -> np.ndarray:
     """Per posting, granite-index's (Lucene's) BM25 term score ``idf · tf / (tf + norm)``."""
     n = c.n_docs
     tf = c.values.astype(np.float64)
@@ -528,7 +430,7 @@ def lucene_bm25_impacts(c: Corpus) -> np.ndarray:
     return idf[c.indices] * tf / (tf + K1 * (1 - B + B * dl[rows] / dl.mean()))
 
 
-def build_pisa(c: Corpus, tmp: Path, names: np.ndarray, variant: str = "pisa") -> Engine:
+def build_pisa(c: SparseCorpus, tmp: Path, names: np.ndarray, variant: str = "pisa") -> Engine:
     """PISA over the corpus. ``variant``: ``"pisa"`` (its ``bm25`` scorer over tf, or
     ``quantized`` over impacts scaled by 100) or ``"pisa-q8"`` (bm25 kind: the ``quantized``
     scorer over granite-index's Lucene BM25 term scores linearly quantised to 8 bits, as PISA's
@@ -603,7 +505,7 @@ def exact_int_index(d_ptr, d_idx, d_val, queries):
     return idx, (q_ptr, q_idx, np.asarray(q_int, np.float32))
 
 
-def build_seismic(c: Corpus, tmp: Path, names: np.ndarray, threads: int) -> Engine:
+def build_seismic(c: SparseCorpus, tmp: Path, names: np.ndarray, threads: int) -> Engine:
     import seismic
 
     st = seismic.get_seismic_string()
@@ -674,7 +576,7 @@ def bmp_query_weights(q_indptr: np.ndarray, q_int: np.ndarray) -> np.ndarray:
     return np.where(q > 0, np.ceil(q * np.repeat(ratio, n)), 0).astype(np.int64)
 
 
-def build_bmp(c: Corpus, tmp: Path, names: np.ndarray, exact: SparseIndex) -> Engine:
+def build_bmp(c: SparseCorpus, tmp: Path, names: np.ndarray, exact: SparseIndex) -> Engine:
     """BMP over the impact corpus. Its ``Searcher`` rescales query weights to at most 32
     (:func:`bmp_query_weights`) and adds scores in 16 bits (a document's score wraps around at
     65,536), and its documents hold 8-bit weights: the document scale is 100 (its pyterrier
@@ -813,7 +715,7 @@ def recall_vs_scores(ids, scores, ref_scores) -> float:
 
 
 # ------------------------------------------------------------------ checks
-def check_pisa_writer(c: Corpus, names: np.ndarray, tmp: Path, n: int = 2000) -> dict:
+def check_pisa_writer(c: SparseCorpus, names: np.ndarray, tmp: Path, n: int = 2000) -> dict:
     """The numpy writer against ``PisaIndex(...).toks_indexer(scale=1.0)`` on the first ``n``
     documents (tf dicts for bm25, the quantised weights for impact): the same bytes?"""
     import pyterrier_pisa
@@ -839,7 +741,7 @@ def check_pisa_writer(c: Corpus, names: np.ndarray, tmp: Path, n: int = 2000) ->
     return {"docs": n, "identical_files": same, "all_identical": all(same.values())}
 
 
-def check_pisa_bm25(c: Corpus, ids: np.ndarray, scores: np.ndarray, n_q: int = 100) -> dict:
+def check_pisa_bm25(c: SparseCorpus, ids: np.ndarray, scores: np.ndarray, n_q: int = 100) -> dict:
     """PISA's BM25 (``ranked_or``, top-k ``ids`` / ``scores``) against a brute-force BM25 with
     Robertson's idf over the same tf and document lengths: is it the same function, up to idf?"""
     import scipy.sparse as sp
@@ -938,10 +840,10 @@ def time_cells(
     return out
 
 
-def run_one(c: Corpus, args, tmp: Path) -> dict:
+def run_one(c: SparseCorpus, args, tmp: Path) -> dict:
     print(
         f"[{c.name}/{c.kind}] {c.n_docs:,} docs, {len(c.indices):,} postings, "
-        f"{c.n_queries} queries ({c.source})",
+        f"{c.n_queries} queries (sparse_corpus)",
         flush=True,
     )
     names = term_names(c.n_terms)
@@ -995,7 +897,7 @@ def run_one(c: Corpus, args, tmp: Path) -> dict:
     result = {
         "corpus": c.name,
         "kind": c.kind,
-        "corpus_source": c.source,
+        "corpus_source": "sparse_corpus",
         "n_docs": c.n_docs,
         "n_postings": len(c.indices),
         "n_terms": c.n_terms,
