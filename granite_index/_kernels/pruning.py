@@ -292,39 +292,51 @@ def forward_index(term_ids, term_ptr, post_doc, post_w, n_docs):
 @njit(cache=True, nogil=True)
 def rescore_forward(q_ptr, q_terms, q_w, doc_ptr, doc_terms, doc_w, base, n_docs, positions, out):
     """Exact impact scores of given documents from a forward index: ``out[q, c]`` for
-    ``positions[q, c]`` inside this segment (others untouched). Each document's matches are
-    gathered per query term, then added in the query's order from 0, as every search kernel
-    adds them, so a score is bit-identical to the exhaustive search's. A document costs its own
-    terms plus the query's (a merge of two ascending lists), not a search per posting list."""
+    ``positions[q, c]`` inside this segment (others untouched). A map from term to its rank in
+    the query turns each of the document's terms into one read; the matches are then added in
+    the query's order from 0, as every search kernel adds them, so a score is bit-identical to
+    the exhaustive search's. A document costs its own terms (one predictable branch each) plus a
+    sort of its few matches."""
     n_q = len(q_ptr) - 1
-    max_q = 0
+    max_q, top = 0, 0
     for q in range(n_q):
         max_q = max(max_q, q_ptr[q + 1] - q_ptr[q])
+        for j in range(q_ptr[q], q_ptr[q + 1]):
+            top = max(top, np.int64(q_terms[j]) + 1)
+    rank = np.full(top, -1, np.int32)
+    bits = np.zeros((top + 63) // 64, np.uint64)  # the query's terms: a few KB, read first
     part = np.zeros(max_q, np.float32)
+    hit = np.empty(max_q, np.int32)
     for q in range(n_q):
         a, b = q_ptr[q], q_ptr[q + 1]
-        m = b - a
-        order = np.argsort(q_terms[a:b])
-        sq = q_terms[a:b][order]
+        for j in range(a, b):
+            rank[q_terms[j]] = j - a
+            bits[q_terms[j] >> 6] |= np.uint64(1) << np.uint64(q_terms[j] & 63)
         for c in range(positions.shape[1]):
             pos = positions[q, c]
             if pos < base or pos >= base + n_docs:
                 continue
             d = pos - base
-            i, j = doc_ptr[d], 0
-            end = doc_ptr[d + 1]
-            while i < end and j < m:
-                t = doc_terms[i]
-                if t < sq[j]:
-                    i += 1
-                elif t > sq[j]:
-                    j += 1
-                else:
-                    part[order[j]] = q_w[a + order[j]] * doc_w[i]
-                    i += 1
-                    j += 1
+            terms = doc_terms[doc_ptr[d] : doc_ptr[d + 1]]
+            ws = doc_w[doc_ptr[d] : doc_ptr[d + 1]]
+            nh = 0
+            for i in range(len(terms)):
+                t = np.int64(terms[i])
+                if t < top and (bits[t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+                    r = rank[t]
+                    if r >= 0:
+                        part[r] = q_w[a + r] * ws[i]
+                        # insertion into the ascending query ranks matched so far
+                        x = nh
+                        while x > 0 and hit[x - 1] > r:
+                            hit[x] = hit[x - 1]
+                            x -= 1
+                        hit[x] = r
+                        nh += 1
             s = np.float32(0)
-            for x in range(m):
-                s += part[x]
-                part[x] = 0
+            for x in range(nh):
+                s += part[hit[x]]
             out[q, c] = s
+        for j in range(a, b):
+            rank[q_terms[j]] = -1
+            bits[q_terms[j] >> 6] = 0

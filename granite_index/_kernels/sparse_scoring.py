@@ -212,10 +212,10 @@ def _probe_floor(m, lo, hi, post_doc, acc, alive, base, k, hs, hp):
 
 
 @njit(cache=True, nogil=True)
-def _scan_dense(acc, alive, base, n_docs, floor, k, hs, hp):
+def _scan_dense(acc, alive, base, n_docs, floor, k, hs, hp, clear=True):
     """Offer every alive document with ``acc >= floor > 0`` (or ``acc > 0``) to an empty heap, in
     ascending positions (so an equal score never displaces an earlier document), and clear
-    ``acc``; returns the heap size.
+    ``acc`` (unless ``clear`` is false); returns the heap size.
 
     The scan is the dense path's second cost after the postings: it reads a block of
     accumulators at a time through their (vectorised) maximum and looks at single ones only
@@ -235,7 +235,8 @@ def _scan_dense(acc, alive, base, n_docs, floor, k, hs, hp):
                         full = 1
                         thr = max(thr, hs[0])
                         tb = _bits(thr)
-    acc[:] = 0
+    if clear:
+        acc[:] = 0
     return n
 
 
@@ -448,6 +449,75 @@ def _score_topk(
 
 
 _score_topk_serial, _score_topk_parallel = serial_and_parallel(_score_topk, "_score_topk")
+
+
+def _score_keep(
+    q_ptr, q_terms, q_w, term_ids, term_ptr, post_doc, vals, alive, base, n_docs, k, n_groups, accs
+):
+    # _score_topk's dense path, keeping every accumulator: row q of ``accs`` (zeros, at least
+    # base + n_docs columns) receives query q's score of each document of the segment, in
+    # columns base .. base + n_docs, summed in the same order as every other path.
+    n_q = len(q_ptr) - 1
+    out_s = np.full((n_q, k), -np.inf, dtype=np.float32)
+    out_p = np.full((n_q, k), -1, dtype=np.int64)
+    n_terms = len(term_ids)
+    per = (n_q + n_groups - 1) // n_groups
+    max_q = 1
+    for q in range(n_q):
+        max_q = max(max_q, q_ptr[q + 1] - q_ptr[q])
+    for g in prange(n_groups):
+        hs = np.empty(k, dtype=np.float32)
+        hp = np.empty(k, dtype=np.int64)
+        lo = np.empty(max_q, dtype=np.int64)
+        hi = np.empty(max_q, dtype=np.int64)
+        for q in range(g * per, min(n_q, (g + 1) * per)):
+            acc = accs[q, base : base + n_docs]
+            m = 0
+            for j in range(q_ptr[q], q_ptr[q + 1]):
+                t = q_terms[j]
+                i = np.searchsorted(term_ids, t)
+                if i < n_terms and term_ids[i] == t:
+                    lo[m] = term_ptr[i]
+                    hi[m] = term_ptr[i + 1]
+                    w = q_w[j]
+                    docs = post_doc[lo[m] : hi[m]]
+                    v = vals[lo[m] : hi[m]]
+                    for x in range(len(docs)):
+                        acc[docs[x]] += w * v[x]
+                    m += 1
+            floor = _probe_floor(m, lo, hi, post_doc, acc, alive, base, k, hs, hp)
+            n = _scan_dense(acc, alive, base, n_docs, floor, k, hs, hp, False)
+            _heap_drain(hs, hp, n, out_s[q], out_p[q])
+    return out_s, out_p
+
+
+_score_keep_serial, _score_keep_parallel = serial_and_parallel(_score_keep, "_score_keep")
+
+
+def score_keep_topk(q_ptr, q_terms, q_w, seg, vals, alive, k: int, threads: int, accs):
+    """:func:`score_topk` that also keeps every score: ``accs`` float32 (n_queries, >= base +
+    n_docs), zeros, gets query q's score of the segment's document d at ``accs[q, base + d]``
+    (0 where it shares no term with the query), bit-identical to the top-k's scores. Costs one
+    pass over the segment's accumulators per query: for small segments, where looking up the
+    scores of a hybrid search's candidates afterwards would cost more."""
+    n_q = len(q_ptr) - 1
+    n_groups = max(1, min(threads, n_q))
+    args = (
+        q_ptr,
+        q_terms,
+        q_w,
+        seg.term_ids,
+        seg.term_ptr,
+        seg.post_doc,
+        vals,
+        alive,
+        np.int64(seg.base),
+        np.int64(seg.n_docs),
+        np.int64(k),
+        np.int64(n_groups),
+        accs,
+    )
+    return run_groups(_score_keep_serial, _score_keep_parallel, args, n_groups, threads)
 
 
 def score_topk(q_ptr, q_terms, q_w, seg, vals, alive, k: int, threads: int, masked: bool = True):

@@ -108,8 +108,11 @@ class Searching:
             lists probed per segment, HNSW beam width, rows rescored after a code scan.
         share : float in (0, 1], optional
             Learned-sparse leg, this call only: approximate search from the query's heaviest
-            terms carrying this share of its weight, candidates rescored exactly (see
-            :meth:`SparseIndex.search`). Default: exact.
+            terms carrying this share of its weight. Alone (``mode="sparse"``), its candidates
+            are rescored exactly (see :meth:`SparseIndex.search`); in a hybrid search the leg
+            scores the cut query only, its list and its looked-up scores alike (see
+            :meth:`SparseIndex.retrieve`), since fusion only compares them with each other.
+            Default: exact.
 
         Returns
         -------

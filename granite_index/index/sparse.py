@@ -37,6 +37,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +68,10 @@ COMPACT_AT = 0.5
 #: approximate search (``share``): candidates rescored exactly, ``max(RERANK · k, RERANK_MIN)``
 RERANK = 2
 RERANK_MIN = 100
+#: :meth:`SparseIndex.retrieve` keeps every document's score (the lookups then read them) for
+#: indexes of at most this many positions, and batches of at most ``KEEP_CELLS`` scores
+KEEP_POSITIONS = 1 << 17
+KEEP_CELLS = 1 << 22
 
 
 class SparseIndex:
@@ -632,6 +638,10 @@ class SparseIndex:
                     s, p = K.score_topk(q_ptr, q_terms, q_w, seg, vals, alive, kk, threads, masked)
             parts_s.append(s)
             parts_p.append(p)
+        return self._hits(parts_s, parts_p, n_q, k, kk)
+
+    def _hits(self, parts_s: list, parts_p: list, n_q: int, k: int, kk: int) -> SearchResult:
+        """The segments' top-kk (scores, positions) merged into keys, padded to k."""
         ids = np.full((n_q, k), -1, np.int64)
         scores = np.full((n_q, k), -np.inf, np.float32)
         if parts_s:
@@ -644,17 +654,99 @@ class SparseIndex:
             scores[:, :kk] = np.where(found, s, -np.inf)
         return SearchResult(ids, scores)
 
+    def retrieve(
+        self,
+        queries: Any,
+        depth: int,
+        *,
+        threads: int | None = None,
+        allow: Any = None,
+        **params: Any,
+    ) -> tuple[SearchResult, Callable[[np.ndarray], np.ndarray]]:
+        """:meth:`search` to ``depth``, and the lookup of any other document's score: what a
+        hybrid search asks of a leg.
+
+        Parameters
+        ----------
+        queries, threads, allow : as for :meth:`search`
+        depth : int
+            Hits per query (``k`` of :meth:`search`).
+        **params
+            Further options of :meth:`search`: ``strategy``; ``share`` (impact indexes): the
+            queries cut to their heaviest terms that carry this share of their weight, and the
+            hits and the lookup both score the cut queries (no exact rescoring, unlike
+            :meth:`search`: in a hybrid search a leg's scores only feed the fusion, which then
+            compares the cut query's scores with each other).
+
+        Returns
+        -------
+        (SearchResult, lookup)
+            ``lookup(ids)`` (int64 (n_queries, m), ``-1`` padding) gives :meth:`score`'s
+            float32 scores, bit-identical. On small indexes (at most ``KEEP_POSITIONS``
+            positions, ``KEEP_CELLS`` scores per batch) and exhaustive search, the search keeps
+            every document's score as it sums them, and the lookup reads them: on a few
+            thousand documents, scoring a hybrid search's hundreds of candidates afterwards
+            costs about as much as the search. Elsewhere the lookup scores the ids it is given.
+        """
+        prepared = self.prepare(queries)
+        share = params.pop("share", None)
+        if share is not None:
+            check_share(share, self.weighting)
+            prepared = PreparedQueries(
+                *heaviest_terms(*prepared[:3], float(share)), id(self), self._version
+            )
+        q_ptr, q_terms, q_w = prepared[:3]
+        n_q = len(q_ptr) - 1
+        keep = (
+            params.get("strategy", "auto") in ("auto", "exhaustive")
+            and not params.get("oracle")
+            and self.segments
+            and self.n_positions <= KEEP_POSITIONS
+            and n_q * self.n_positions <= KEEP_CELLS
+        )
+        if not keep:
+            res = self.search(prepared, depth, threads=threads, allow=allow, **params)
+            return res, partial(self.score, prepared)
+        k = check_k(depth)
+        threads = max(1, int(threads or numba.config.NUMBA_NUM_THREADS))
+        bm25 = self.weighting == "bm25"
+        norm = self._bm25_norm() if bm25 else np.zeros(1, np.float32)
+        kk = min(k, max(self.n_alive, 1))
+        alive = self.alive if allow is None else self._allowed_mask(allow)
+        accs = np.zeros((n_q, self.n_positions), np.float32)
+        parts_s, parts_p = [], []
+        for seg in self.segments:
+            if bm25:
+                seg.fill_cache(q_terms, norm)
+            vals = seg.cache if bm25 else seg.post_w
+            s, p = K.score_keep_topk(q_ptr, q_terms, q_w, seg, vals, alive, kk, threads, accs)
+            parts_s.append(s)
+            parts_p.append(p)
+        return self._hits(parts_s, parts_p, n_q, k, kk), partial(
+            self._kept_scores, accs, self._version
+        )
+
+    def _kept_scores(self, accs: np.ndarray, version: int, ids: Any) -> np.ndarray:
+        """:meth:`score` of ``ids`` read from the scores :meth:`retrieve` kept."""
+        if version != self._version:
+            raise ValueError("this index changed since these scores were kept; retrieve again")
+        ids = np.asarray(ids)
+        if ids.ndim != 2 or ids.shape[0] != accs.shape[0]:
+            raise ValueError(f"ids must be (n_queries, m) = ({accs.shape[0]}, m); got {ids.shape}")
+        if ids.size and ids.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers; got {ids.dtype}")
+        ids = ids.astype(np.int64)
+        pos = self._positions(ids.ravel()).reshape(ids.shape)
+        pos[ids < 0] = -1
+        out = np.take_along_axis(accs, np.maximum(pos, 0), axis=1)
+        out[pos < 0] = np.nan
+        return out
+
     def _search_approximate(
         self, queries: Any, k: int, share: float, threads: int | None, allow: Any
     ) -> SearchResult:
         """:meth:`search` with ``share``: candidates from the heaviest query terms, rescored."""
-        if self.weighting != "impact":
-            raise ValueError(
-                "share (approximate search) is for impact indexes (learned-sparse vectors); "
-                "BM25 search is always exact"
-            )
-        if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0 < share <= 1):
-            raise ValueError(f"share must be a number in (0, 1]; got {share!r}")
+        check_share(share, self.weighting)
         q_ptr, q_terms, q_w = self.prepare(queries)[:3]
         n_q = len(q_ptr) - 1
         threads = max(1, int(threads or numba.config.NUMBA_NUM_THREADS))
@@ -816,6 +908,17 @@ def _write_arrays(folder: Path, **arrays: np.ndarray) -> None:
     for name, arr in arrays.items():
         np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
     os.replace(tmp, folder)
+
+
+def check_share(share: Any, weighting: str) -> None:
+    """``share`` of approximate search: a number in (0, 1], for impact indexes only."""
+    if weighting != "impact":
+        raise ValueError(
+            "share (approximate search) is for impact indexes (learned-sparse vectors); "
+            "BM25 search is always exact"
+        )
+    if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0 < share <= 1):
+        raise ValueError(f"share must be a number in (0, 1]; got {share!r}")
 
 
 def heaviest_terms(

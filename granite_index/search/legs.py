@@ -101,9 +101,10 @@ class _SparseLeg:
     def retrieve(
         self, queries: Any, depth: int, *, threads: int | None = None, allow: Any = None
     ) -> LegHits:
-        prepared = self.index.prepare(self._input(queries))
-        res = self.index.search(prepared, depth, threads=threads, allow=allow, **self.params)
-        return LegHits(res.ids, res.scores, partial(self.index.score, prepared))
+        res, lookup = self.index.retrieve(
+            self._input(queries), depth, threads=threads, allow=allow, **self.params
+        )
+        return LegHits(res.ids, res.scores, lookup)
 
     def score(self, queries: Any, ids: np.ndarray) -> np.ndarray:
         return self.index.score(self._input(queries), ids)

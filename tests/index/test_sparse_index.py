@@ -175,6 +175,63 @@ def test_score_equals_the_search_score_bit_for_bit(weighting, forward, monkeypat
     assert s[0, 0] > 0 and s[0, 1] == 0
 
 
+@pytest.mark.parametrize("weighting", ["bm25", "impact"])
+@pytest.mark.parametrize("kept", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_retrieve_equals_search_and_its_lookup_equals_score(weighting, kept, threads, monkeypatch):
+    if not kept:  # an index too big to keep every score: the lookup scores the ids it gets
+        monkeypatch.setattr("granite_index.index.sparse.KEEP_POSITIONS", 0)
+    rng = np.random.default_rng(14)
+    idx = SparseIndex(weighting)
+    for start in (0, 300, 700):  # several segments
+        idx.add(np.arange(start, start + 200), *random_csr(rng, 200, 50, impacts=True))
+    idx.delete(np.arange(0, 200, 3))
+    q = random_csr(rng, 9, 55, max_len=8, impacts=True)
+    for allow in (None, np.arange(100, 800, 2)):
+        res, lookup = idx.retrieve(q, 30, threads=threads, allow=allow)
+        want = idx.search(q, k=30, threads=threads, allow=allow)
+        np.testing.assert_array_equal(res.ids, want.ids)
+        np.testing.assert_array_equal(res.scores, want.scores)
+        # every key: live, deleted (NaN), unknown (NaN), padding (NaN); filtered-out keys too
+        probe = np.tile(np.append(np.arange(-1, 910, 7), [99999]), (9, 1))
+        np.testing.assert_array_equal(lookup(probe), idx.score(q, probe))
+        assert (lookup(probe)[:, 1:-1] > 0).any()
+    with pytest.raises(ValueError, match="n_queries"):
+        lookup(np.zeros((2, 3), np.int64))
+    idx.add([5000], [0, 1], [3], [1.0])
+    with pytest.raises(ValueError, match="changed"):
+        lookup(probe)
+
+
+def test_retrieve_with_share_scores_the_cut_queries_consistently():
+    rng = np.random.default_rng(15)
+    idx = SparseIndex("impact")
+    idx.add(np.arange(500), *random_csr(rng, 500, 60, max_len=20, impacts=True))
+    q = random_csr(rng, 6, 60, max_len=25, impacts=True)
+    res, lookup = idx.retrieve(q, 20, share=0.5)
+    # the cut query by hand: each query's heaviest terms carrying half its weight
+    ptr, terms, vals = [0], [], []
+    for i in range(6):
+        t, v = q[1][q[0][i] : q[0][i + 1]], q[2][q[0][i] : q[0][i + 1]]
+        o = np.lexsort((t, -v))
+        before = np.cumsum(v[o]) - v[o]
+        keep = o[before < 0.5 * v.sum()]
+        terms.extend(t[keep])
+        vals.extend(v[keep])
+        ptr.append(len(terms))
+    cut = (np.array(ptr), np.array(terms, np.int64), np.array(vals, np.float32))
+    assert len(terms) < len(q[1])
+    want = idx.search(cut, k=20)
+    np.testing.assert_array_equal(res.ids, want.ids)
+    np.testing.assert_array_equal(res.scores, want.scores)
+    probe = np.tile(np.arange(-1, 500, 3), (6, 1))
+    np.testing.assert_array_equal(lookup(probe), idx.score(cut, probe))
+    full = idx.retrieve(q, 20, share=1.0)[0]
+    np.testing.assert_array_equal(full.ids, idx.search(q, k=20).ids)
+    with pytest.raises(ValueError, match="BM25"):
+        SparseIndex("bm25").retrieve(q, 5, share=0.5)
+
+
 def test_prepared_queries_give_the_same_results_and_go_stale_on_change():
     rng = np.random.default_rng(6)
     idx = SparseIndex("bm25")
