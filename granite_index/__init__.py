@@ -26,6 +26,7 @@ from granite_index.errors import (
     ModelNotFoundError,
     NotACollectionError,
     UnknownIdError,
+    UnsupportedPathError,
 )
 from granite_index.types import SearchResult, SparseVectors
 
@@ -91,5 +92,6 @@ __all__ = [
     "SparseVectors",
     "SpladeSpec",
     "UnknownIdError",
+    "UnsupportedPathError",
     "resolve_model",
 ]

@@ -37,3 +37,8 @@ class ConflictError(GraniteIndexError):
 
 class LockTimeoutError(GraniteIndexError, TimeoutError):
     """Another writer held the collection's lock for longer than the handle's lock timeout."""
+
+
+class UnsupportedPathError(GraniteIndexError, ValueError):
+    """A collection path this version cannot hold a collection at (an object-storage URI such
+    as ``s3://bucket/c``): collections are local folders."""

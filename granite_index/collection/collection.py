@@ -19,7 +19,7 @@ from granite_index.collection.documents import (
 from granite_index.collection.searching import Searching
 from granite_index.collection.spec import LegSpec, check_specs, specs_from_options
 from granite_index.collection.state import LoadedState, build_indexes, load_newest, load_state
-from granite_index.collection.store import Manifest, Store, docs_schema
+from granite_index.collection.store import Manifest, Store, docs_schema, local_path
 from granite_index.collection.writing import LOCK_TIMEOUT, Writing
 from granite_index.errors import UnknownIdError
 from granite_index.index.dense import DenseIndex, Device
@@ -118,6 +118,7 @@ class Collection(Writing, Searching):
 
             With two legs or more, ``mode="hybrid"`` fuses them.
         """
+        path = local_path(path)  # before any model loads
         if legs is not None and options:
             raise TypeError(f"give legs or the shorthand options, not both: {sorted(options)}")
         specs = check_specs(legs) if legs is not None else specs_from_options(**options)
@@ -174,6 +175,8 @@ class Collection(Writing, Searching):
         ------
         NotACollectionError
             ``path`` holds no collection.
+        UnsupportedPathError
+            ``path`` is an URI (``s3://...``): collections are local folders.
         FormatVersionError
             The collection was written by a newer granite-index.
         ValueError

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +42,12 @@ from typing import Any
 import lance
 import pyarrow as pa
 
-from granite_index.errors import FormatVersionError, LockTimeoutError, NotACollectionError
+from granite_index.errors import (
+    FormatVersionError,
+    LockTimeoutError,
+    NotACollectionError,
+    UnsupportedPathError,
+)
 from granite_index.fileio import (
     exclusive_lock,
     fsync_dir,
@@ -110,6 +116,29 @@ def docs_schema(dim: int | None, id_type: str) -> pa.Schema:
     return pa.schema(fields)
 
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def local_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a local folder; an URI (``s3://``, ``gs://``, ``az://``, ``file://``...) is an
+    error rather than a local folder named after it (``./s3:/bucket/c``)."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if _URI.match(text):
+        scheme = text.split("://", 1)[0]
+        hint = (
+            f"use the local path itself ({text[len('file://') :]!r})"
+            if scheme.lower() == "file"
+            else "keep the collection on a local or mounted file system (a FUSE mount of the "
+            "bucket works) and copy it to object storage as a folder"
+        )
+        raise UnsupportedPathError(
+            f"{text!r}: collections are local folders; {scheme}:// URIs are not supported: {hint}"
+        )
+    return Path(text)
+
+
 class Store:
     """Reads and commits a collection folder. One writer at a time (see :meth:`writer`)."""
 
@@ -132,7 +161,7 @@ class Store:
         The folder is assembled beside ``path`` and renamed into place, so a failure leaves nothing.
         ``path`` must not exist or be an empty folder.
         """
-        path = Path(path)
+        path = local_path(path)
         if path.exists():
             if not path.is_dir() or any(path.iterdir()):
                 raise FileExistsError(f"{path} already exists and is not an empty folder")
@@ -161,13 +190,13 @@ class Store:
     @staticmethod
     def exists(path: str | os.PathLike[str]) -> bool:
         """True when ``path`` holds a committed manifest."""
-        return (Path(path) / MANIFEST).is_file()
+        return (local_path(path) / MANIFEST).is_file()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], version: int | None = None) -> Store:
         """The collection at ``path`` as of its newest commit, or of commit ``version`` while
         that commit is retained (see :meth:`prune`)."""
-        path = Path(path)
+        path = local_path(path)
         file = path / MANIFEST
         if not file.is_file():
             what = "does not exist" if not path.exists() else f"has no {MANIFEST}"

@@ -13,6 +13,7 @@ from granite_index import (
     FormatVersionError,
     NotACollectionError,
     UnknownIdError,
+    UnsupportedPathError,
 )
 from granite_index.index import SparseIndex
 from tests.conftest import unit_rows
@@ -146,6 +147,23 @@ def test_open_errors(tmp_path, col):
     manifest.write_text(json.dumps(raw))
     with pytest.raises(FormatVersionError, match="newer granite-index"):
         Collection.open(tmp_path / "col")
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/c", "gs://b/c", "az://container/c", "S3://b/c"])
+def test_object_storage_uris_are_refused_not_made_local_folders(tmp_path, monkeypatch, uri):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnsupportedPathError, match=r"local folders; .*:// URIs are not supported"):
+        Collection.create(uri, dense=False, sparse="bm25")
+    with pytest.raises(UnsupportedPathError):
+        Collection.open(uri)
+    with pytest.raises(UnsupportedPathError):
+        Collection.exists(uri)
+    assert list(tmp_path.iterdir()) == []  # no ./s3:/bucket/c
+    with pytest.raises(UnsupportedPathError, match="use the local path itself"):
+        Collection.create(f"file://{tmp_path}/c", dense=False, sparse="bm25")
+    # a colon elsewhere is an ordinary folder name
+    Collection.create(tmp_path / "a:b", dense=False, sparse="bm25")
+    assert Collection.exists(tmp_path / "a:b")
 
 
 def test_failed_commit_rolls_back_in_memory_state(col, monkeypatch):
