@@ -2,9 +2,11 @@
 
 Run:  .venv/bin/python -m benchmarks.bench_sparse_frontier [--corpora realistic iid real]
       [--kinds bm25 impact] [--n-docs 1000000] [--with-10m] [--threads 1 2] [--ks 10 1000]
-      [--repeats 3] [--engines granite bm25s pisa seismic bmp] [--small] [--merge]
+      [--repeats 3] [--engines granite bm25s pisa pisa-q8 seismic bmp] [--seismic-postings N ...]
+      [--small] [--merge]
 ``--small``: 20,000 documents (a smoke run). ``--merge``: keep the runs of other corpora / kinds /
-sizes already in the results file (e.g. a 1M run added to a small one).
+sizes already in the results file (e.g. a 1M run added to a small one), and of a run repeated,
+the engines this run did not measure (recorded as ``carried_engines`` with their command/date).
 
 Every engine indexes the same documents (the same term ids and values) and answers the same
 queries, in the same run.
@@ -119,7 +121,10 @@ SEISMIC_GRID = [(3, 0.7), (5, 0.8), (5, 0.9), (8, 0.9), (10, 0.9), (10, 1.0), (2
 BMP_GRID = [(1.0, 1.0), (0.95, 1.0), (0.9, 1.0), (0.8, 1.0), (0.9, 0.9), (0.8, 0.8), (0.7, 0.7)]
 #: approximate learned-sparse search: shares of the query weight that pick the candidates
 GRANITE_SHARES = [0.3, 0.4, 0.5, 0.6, 0.7]
-ENGINES = ["granite", "bm25s", "pisa", "seismic", "bmp"]
+ENGINES = ["granite", "bm25s", "pisa", "pisa-q8", "seismic", "bmp"]
+#: from this many documents granite-index is searched memory-mapped from its saved folder, so
+#: that the peers' builds find the memory its build used (10M BM25: 5.8 GB of postings)
+MMAP_FROM = 5_000_000
 #: bm25s needs Python token lists (~40 bytes a token): skipped above this many documents
 BM25S_MAX_DOCS = 2_000_000
 
@@ -236,7 +241,11 @@ def build_granite(c: SparseCorpus, tmp: Path) -> tuple[Engine, SparseIndex]:
     build_s = time.perf_counter() - t0
     idx.save(tmp / "granite")
     size = dir_bytes(tmp / "granite")
-    shutil.rmtree(tmp / "granite")
+    mapped = c.n_docs >= MMAP_FROM
+    if mapped:
+        idx = SparseIndex.load(tmp / "granite", mmap=True)
+    else:
+        shutil.rmtree(tmp / "granite")
     q = (c.q_indptr, c.q_indices, c.q_values)
     settings = []
     skipped = {}
@@ -252,7 +261,7 @@ def build_granite(c: SparseCorpus, tmp: Path) -> tuple[Engine, SparseIndex]:
             skipped[label] = repr(e)
             continue
         settings.append(Setting("granite-index", label, call, _parse_granite, exact, params=kw))
-    info = {"bytes_memory": int(idx.nbytes), "segments": len(idx.segments)}
+    info = {"bytes_memory": int(idx.nbytes), "segments": len(idx.segments), "mmap": mapped}
     if skipped:
         info["skipped"] = skipped
     return Engine("granite-index", build_s, size, settings, info), idx
@@ -505,12 +514,18 @@ def exact_int_index(d_ptr, d_idx, d_val, queries):
     return idx, (q_ptr, q_idx, np.asarray(q_int, np.float32))
 
 
-def build_seismic(c: SparseCorpus, tmp: Path, names: np.ndarray, threads: int) -> Engine:
+def build_seismic(
+    c: SparseCorpus, tmp: Path, names: np.ndarray, threads: int, n_postings: int | None = None
+) -> Engine:
+    """Seismic over the corpus; ``n_postings`` (each term's list cut to that many postings by
+    static pruning): default the authors' MS MARCO setting (3,500 at 8.8M) scaled to the corpus,
+    at least 400."""
     import seismic
 
     st = seismic.get_seismic_string()
     snames = names.astype(st)
-    n_postings = max(400, round(3500 * c.n_docs / 8_841_823))
+    if n_postings is None:
+        n_postings = max(400, round(3500 * c.n_docs / 8_841_823))
     cfg = {
         "n_postings": n_postings,
         "centroid_fraction": 0.1,
@@ -558,8 +573,8 @@ def build_seismic(c: SparseCorpus, tmp: Path, names: np.ndarray, threads: int) -
         def call(k, threads, qcut=qcut, hf=hf):
             return index.batch_search(qids, qc, qv, k, qcut, hf, num_threads=threads)
 
-        label = f"query_cut={qcut}, heap_factor={hf}"
-        params = {"query_cut": qcut, "heap_factor": hf}
+        label = f"n_postings={n_postings}, query_cut={qcut}, heap_factor={hf}"
+        params = {"n_postings": n_postings, "query_cut": qcut, "heap_factor": hf}
         settings.append(Setting("seismic", label, call, parse, False, params=params))
     info = {**cfg, "input_s": round(input_s, 3), "build_threads": threads}
     return Engine("seismic", build_s, size, settings, info)
@@ -862,10 +877,13 @@ def run_one(c: SparseCorpus, args, tmp: Path) -> dict:
             print(f"  bm25s: skipped above {BM25S_MAX_DOCS:,} documents (memory)", flush=True)
     if "pisa" in args.engines:
         builders.append(("pisa", lambda: build_pisa(c, tmp, names)))
-        if c.kind == "bm25":
-            builders.append(("pisa-q8", lambda: build_pisa(c, tmp, names, "pisa-q8")))
+    if "pisa-q8" in args.engines and c.kind == "bm25":
+        builders.append(("pisa-q8", lambda: build_pisa(c, tmp, names, "pisa-q8")))
     if "seismic" in args.engines and c.kind == "impact":
-        builders.append(("seismic", lambda: build_seismic(c, tmp, names, build_threads)))
+        for n_post in args.seismic_postings or [None]:
+            builders.append(
+                ("seismic", lambda n=n_post: build_seismic(c, tmp, names, build_threads, n))
+            )
     if "bmp" in args.engines and c.kind == "impact":
         builders.append(("bmp", lambda: build_bmp(c, tmp, names, idx)))
     for name, build in builders:
@@ -938,12 +956,13 @@ def _cell(setting: dict, k: int, threads: int) -> dict | None:
     return next((c for c in cells if c["k"] == k and c["threads"] == threads), None)
 
 
-def with_best(run: dict) -> list[tuple[str, dict]]:
-    """(engine, setting) rows of one run; after each PISA variant's algorithms, a ``best`` row:
-    the fastest algorithm per cell."""
+def with_best(run: dict) -> list[tuple[dict, dict]]:
+    """(engine, setting) rows of one run (the engine's dict: one name may have several, e.g.
+    Seismic indexes of several sizes); after each PISA variant's algorithms, a ``best`` row: the
+    fastest algorithm per cell."""
     rows = []
     for e in run["engines"]:
-        rows += [(e["engine"], s) for s in e["settings"]]
+        rows += [(e, s) for s in e["settings"]]
         if not e["engine"].startswith("pisa") or not e["settings"]:
             continue
         cells = []
@@ -956,7 +975,7 @@ def with_best(run: dict) -> list[tuple[str, dict]]:
                 key=lambda x: x[1]["ms_per_query"],
             )
             cells.append({**best[1], "algorithm": best[0]})
-        rows.append((e["engine"], {"setting": "best", "exact": True, "cells": cells}))
+        rows.append((e, {"setting": "best", "exact": True, "cells": cells}))
     return rows
 
 
@@ -976,9 +995,8 @@ def table(results: dict) -> str:
     headers += [f"ms/q k={k} {t}t" for k, t in cols]
     rows = []
     for run in results["runs"]:
-        sizes = {e["engine"]: e for e in run["engines"]}
-        for engine, s in with_best(run):
-            e = sizes[engine]
+        for e, s in with_best(run):
+            engine = e["engine"]
             c10 = _cell(s, 10, 1)
             setting = s["setting"]
             if setting == "best":
@@ -1109,12 +1127,15 @@ def plot(results: dict, path: Path) -> None:
                     curve.append((c["recall"], c["ms_per_query"]))
             if curve:
                 curve.sort()
+                n_post = e.get("n_postings")
+                same = sum(x["engine"] == name for x in run["engines"]) > 1
                 ax.plot(
                     [p[0] for p in curve],
                     [p[1] for p in curve],
                     marker=marker,
                     markersize=4,
-                    label=f"{name} (approximate settings)",
+                    label=f"{name}{f' n_postings={n_post}' if same and n_post else ''} "
+                    "(approximate settings)",
                 )
         ax.set_yscale("log")
         ax.set_xlabel("recall@10 vs granite-index exact (tie-aware)")
@@ -1149,6 +1170,12 @@ def main() -> None:
     ap.add_argument("--ks", nargs="+", type=int, default=[10, 1000])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--engines", nargs="+", default=ENGINES, choices=ENGINES)
+    ap.add_argument(
+        "--seismic-postings",
+        nargs="+",
+        type=int,
+        help="Seismic indexes to build, one per n_postings (default: one, MS MARCO's scaled)",
+    )
     ap.add_argument("--small", action="store_true", help="a quick smoke run at ~20k documents")
     ap.add_argument("--out", default="sparse_frontier", help="results name (json and png)")
     ap.add_argument(
@@ -1193,6 +1220,19 @@ def main() -> None:
                     run = run_one(c, args, Path(tmp))
                 run.update(command=command, repeats=args.repeats, date=time.strftime("%Y-%m-%d"))
                 key = (run["corpus"], run["kind"], run["n_docs"])
+                old = [r for r in kept if (r["corpus"], r["kind"], r["n_docs"]) == key]
+                if old:  # --merge: the earlier run's engines this run did not measure stay
+                    have = {e["engine"] for e in run["engines"]}
+                    carried = [e for e in old[0]["engines"] if e["engine"] not in have]
+                    if carried:
+                        run["engines"] += carried
+                        run["carried_engines"] = {
+                            "engines": sorted({e["engine"] for e in carried}),
+                            "command": old[0].get("command"),
+                            "date": old[0].get("date"),
+                        }
+                        for name, check in old[0].get("checks", {}).items():
+                            run["checks"].setdefault(name, check)
                 kept = [r for r in kept if (r["corpus"], r["kind"], r["n_docs"]) != key]
                 results["runs"].append(run)
                 del c
