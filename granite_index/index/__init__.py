@@ -30,6 +30,7 @@ from typing import Any
 
 # lazy, so that the sparse index loads without faiss and the dense one without numba kernels
 _EXPORTS = {
+    "Bm25Stats": "granite_index.index.queries",
     "DenseIndex": "granite_index.index.dense",
     "DenseIndexConfig": "granite_index.index.dense",
     "IdMap": "granite_index.index.idmap",

@@ -17,6 +17,36 @@ class PreparedQueries(NamedTuple):
     weights: np.ndarray
     index_id: int
     version: int
+    #: BM25: the average document length the documents are scored with (None: the index's own)
+    avgdl: float | None = None
+
+
+class Bm25Stats(NamedTuple):
+    """Corpus-wide BM25 statistics, for scoring one part of a corpus (a shard) exactly as the
+    whole corpus would score it: live documents, their total length, and the live document
+    frequency of index terms (analysed term strings; a term absent counts 0). Gather them with
+    :meth:`SparseIndex.bm25_stats` on every part and :meth:`merge`."""
+
+    n_docs: int
+    total_len: float
+    df: dict[str, int]
+
+    @property
+    def avgdl(self) -> float:
+        return self.total_len / self.n_docs if self.n_docs else 0.0
+
+    @classmethod
+    def merge(cls, parts: list[Bm25Stats]) -> Bm25Stats:
+        """The statistics of the union of disjoint parts."""
+        df: dict[str, int] = {}
+        for part in parts:
+            for term, n in part.df.items():
+                df[term] = df.get(term, 0) + n
+        n = sum(p.n_docs for p in parts)
+        total = 0.0
+        for p in parts:
+            total += p.total_len
+        return cls(n, total, df)
 
 
 def query_csr(queries: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -53,7 +53,7 @@ from granite_index.encoders.analyzer import Analyzer, Vocabulary
 from granite_index.errors import DuplicateIdError, FormatVersionError, UnknownIdError
 from granite_index.index.listing import same_dir
 from granite_index.index.positions import KeyPositions
-from granite_index.index.queries import PreparedQueries, ptr_from_mask, query_csr
+from granite_index.index.queries import Bm25Stats, PreparedQueries, ptr_from_mask, query_csr
 from granite_index.index.segment import Segment, merge_all, merge_tail, segment_names
 from granite_index.index.vocab import StoredVocabulary
 from granite_index.types import SearchResult
@@ -126,6 +126,7 @@ class SparseIndex:
         self.n_alive = 0
         self.total_len = 0.0
         self._norm: np.ndarray | None = None
+        self._norm_avgdl = 0.0
         self._lookup: KeyPositions | None = None
         self._version = 0  # bumped on every change; stamps PreparedQueries
         self._ascending = True  # keys ascend strictly with positions (a collection's do)
@@ -441,12 +442,23 @@ class SparseIndex:
         return self._lookup.find(keys)
 
     # ------------------------------------------------------------------ reading
-    def _bm25_norm(self) -> np.ndarray:
-        if self._norm is None:
-            avgdl = self.avgdl or 1.0
-            self._norm = (self.k1 * (1 - self.b + self.b * (self.dl / np.float32(avgdl)))).astype(
-                np.float32
-            )
+    def _bm25_norm(self, avgdl: float | None = None) -> np.ndarray:
+        """Per position ``k1 · (1 - b + b · dl / avgdl)``, with the index's own average length or
+        a corpus-wide one (:class:`Bm25Stats`). The segments' BM25 caches hold term scores for
+        one norm: another average length empties them."""
+        a = (self.avgdl if avgdl is None else avgdl) or 1.0
+        if self._norm is not None and self._norm_avgdl == a:
+            return self._norm
+        if self._norm is not None:  # the caches were filled for another average length
+            for seg in self.segments:
+                if seg.ready is not None:
+                    seg.ready[:] = 0
+                if seg.bounded is not None:
+                    seg.bounded[:] = 0
+        self._norm = (self.k1 * (1 - self.b + self.b * (self.dl / np.float32(a)))).astype(
+            np.float32
+        )
+        self._norm_avgdl = a
         return self._norm
 
     def idf(self, term_ids: np.ndarray) -> np.ndarray:
@@ -467,12 +479,19 @@ class SparseIndex:
             return self.encode_texts(check_queries(queries))
         return query_csr(queries)
 
-    def prepare(self, queries: Any) -> PreparedQueries:
+    def prepare(self, queries: Any, stats: Bm25Stats | None = None) -> PreparedQueries:
         """Analyse and weight queries once, for several :meth:`search` / :meth:`score` calls.
 
         Parameters
         ----------
         queries : as for :meth:`search`
+        stats : Bm25Stats, optional
+            BM25 only: score with these corpus-wide statistics (idf from their document count
+            and frequencies, length normalisation from their average length) instead of the
+            index's own, so that an index holding part of a corpus scores its documents
+            exactly as one index of the whole corpus would (see :meth:`bm25_stats`). Terms of
+            equal weight are then added in the order of their strings (not of this index's
+            term ids), so that every part adds them alike.
 
         Returns
         -------
@@ -481,33 +500,78 @@ class SparseIndex:
             (an add, delete or compaction changes BM25's statistics).
         """
         if isinstance(queries, PreparedQueries):
+            if stats is not None:
+                raise ValueError(
+                    "give stats to prepare() with the queries, not with PreparedQueries"
+                )
             if queries.index_id != id(self) or queries.version != self._version:
                 raise ValueError(
                     "these PreparedQueries were made by another index, or before this index "
                     "changed; prepare them again"
                 )
             return queries
+        if stats is not None and (self.weighting != "bm25" or self.vocab is None):
+            raise ValueError("stats (corpus-wide BM25 statistics) need a BM25 index of texts")
         q_ptr, q_terms, q_vals = self._query_batch(queries)
         n_q = len(q_ptr) - 1
-        q_w = self._weights(q_terms, q_vals)
+        names = None
+        if stats is None:
+            q_w = self._weights(q_terms, q_vals)
+        else:
+            q_w, names = self._corpus_weights(q_terms, q_vals, stats)
         # terms the index has never seen cannot match: drop them (keeps ids inside uint32)
         known = (q_terms < len(self.df)) & (q_w != 0)
         if not known.all():
             q_ptr = ptr_from_mask(q_ptr, known)
             q_terms, q_w = q_terms[known], q_w[known]
+            names = None if names is None else names[known]
         # every scoring path adds a document's term scores in this order (weight descending,
-        # then term id), so scores are bit-identical whatever the path and the segment layout
+        # then term id, or term string with corpus statistics), so scores are bit-identical
+        # whatever the path and the segment layout
         rows = np.repeat(np.arange(n_q), np.diff(q_ptr))
-        order = np.lexsort((q_terms, -q_w, rows))
+        order = np.lexsort((q_terms if names is None else names, -q_w, rows))
         return PreparedQueries(
             q_ptr,
             q_terms[order].astype(np.uint32),
             q_w[order],
             id(self),
             self._version,
+            None if stats is None else stats.avgdl,
         )
 
-    def score(self, queries: Any, ids: Any) -> np.ndarray:
+    def _corpus_weights(
+        self, q_terms: np.ndarray, q_vals: np.ndarray, stats: Bm25Stats
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Query term weights with corpus-wide idf, and each term's rank among the batch's term
+        strings (the order equal weights are added in)."""
+        assert self.vocab is not None
+        uniq, inverse = np.unique(q_terms, return_inverse=True)
+        words = [self.vocab[int(t)] for t in uniq.tolist()]
+        df = np.array([stats.df.get(w, 0) for w in words], np.float64)
+        n = stats.n_docs
+        with np.errstate(divide="ignore", invalid="ignore"):
+            idf = np.where(df > 0, np.log1p((n - df + 0.5) / (df + 0.5)), 0.0)
+        by_word = np.argsort(np.argsort(np.array(words, dtype=object), kind="stable"))
+        return (idf[inverse] * q_vals).astype(np.float32), by_word[inverse]
+
+    def bm25_stats(self, terms: Any) -> Bm25Stats:
+        """This index's part of the corpus-wide BM25 statistics: its live documents, their total
+        length, and the live document frequency of each of ``terms`` (index terms, e.g.
+        ``analyzer.tokens(query)``) that it holds. Merge the parts of every index of a corpus
+        (:meth:`Bm25Stats.merge`) and pass the result as ``stats`` to :meth:`search`."""
+        if self.weighting != "bm25" or self.vocab is None:
+            raise ValueError("bm25_stats is for BM25 indexes of texts")
+        words = list(dict.fromkeys(terms))
+        ids = self.vocab.lookup(words)
+        have = [(w, i) for w, i in zip(words, ids) if i is not None and i < len(self.df)]
+        df = {}
+        if have:
+            tids = np.array([i for _, i in have], np.int64)
+            live = self.df[tids] - self._dead_postings(tids)
+            df = {w: int(n) for (w, _), n in zip(have, live.tolist()) if n > 0}
+        return Bm25Stats(self.n_alive, float(self.total_len), df)
+
+    def score(self, queries: Any, ids: Any, *, stats: Bm25Stats | None = None) -> np.ndarray:
         """The scores of given documents for each query, as :meth:`search` would give them.
 
         Parameters
@@ -515,6 +579,8 @@ class SparseIndex:
         queries : as for :meth:`search`, n_queries of them
         ids : array-like of int64, shape (n_queries, m)
             Document keys per query; ``-1`` is padding.
+        stats : Bm25Stats, optional
+            Corpus-wide BM25 statistics (see :meth:`prepare`).
 
         Returns
         -------
@@ -522,7 +588,8 @@ class SparseIndex:
             Bit-identical to the score :meth:`search` gives the document (0 where it shares no
             term with the query); NaN for padding and for keys not in the index.
         """
-        q_ptr, q_terms, q_w = self.prepare(queries)[:3]
+        prepared = self.prepare(queries, stats)
+        q_ptr, q_terms, q_w = prepared[:3]
         ids = np.asarray(ids)
         if ids.ndim != 2 or ids.shape[0] != len(q_ptr) - 1:
             raise ValueError(f"ids must be (n_queries, m) = ({len(q_ptr) - 1}, m); got {ids.shape}")
@@ -531,19 +598,24 @@ class SparseIndex:
         ids = ids.astype(np.int64)
         pos = self._positions(ids.ravel()).reshape(ids.shape)
         pos[ids < 0] = -1
-        out = self._score_positions(q_ptr, q_terms, q_w, pos)
+        out = self._score_positions(q_ptr, q_terms, q_w, pos, prepared.avgdl)
         out[pos < 0] = np.nan
         return out
 
     def _score_positions(
-        self, q_ptr: np.ndarray, q_terms: np.ndarray, q_w: np.ndarray, pos: np.ndarray
+        self,
+        q_ptr: np.ndarray,
+        q_terms: np.ndarray,
+        q_w: np.ndarray,
+        pos: np.ndarray,
+        avgdl: float | None = None,
     ) -> np.ndarray:
         """Scores of positions ``pos`` (n_queries, m; -1 = none, scored 0), bit-identical to
         search's: impacts from each segment's document-major copy where it has one (a merge of
         the document's terms with the query's), else a binary search per posting list."""
         out = np.zeros(pos.shape, np.float32)
         bm25 = self.weighting == "bm25"
-        norm = self._bm25_norm() if bm25 else np.zeros(1, np.float32)
+        norm = self._bm25_norm(avgdl) if bm25 else np.zeros(1, np.float32)
         for seg in self.segments:
             base, n_docs = np.int64(seg.base), np.int64(seg.n_docs)
             fwd = None if bm25 else seg.forward()
@@ -569,6 +641,7 @@ class SparseIndex:
         allow: Any = None,
         strategy: Strategy = "auto",
         share: float | None = None,
+        stats: Bm25Stats | None = None,
     ) -> SearchResult:
         """Exact top-k for a batch of queries.
 
@@ -604,19 +677,23 @@ class SparseIndex:
             rescored exactly with every term, and the best k returned with exact scores.
             Smaller is faster and finds fewer of the exact top k (the README's recall / latency
             table). ``1.0`` is exact. Default: exact search.
+        stats : Bm25Stats, optional
+            BM25: score with corpus-wide statistics, as one index of the whole corpus would
+            (see :meth:`prepare` and :meth:`bm25_stats`).
         """
         k = check_k(k)
         if strategy not in ("auto", "exhaustive", "pruned"):
             raise ValueError(f"strategy must be 'auto', 'exhaustive' or 'pruned'; got {strategy!r}")
         if share is not None:
             return self._search_approximate(queries, k, share, threads, allow)
-        q_ptr, q_terms, q_w = self.prepare(queries)[:3]
+        prepared = self.prepare(queries, stats)
+        q_ptr, q_terms, q_w = prepared[:3]
         n_q = len(q_ptr) - 1
         if threads is None:
             threads = numba.config.NUMBA_NUM_THREADS
         threads = max(1, int(threads))
-        norm = self._bm25_norm() if self.weighting == "bm25" else np.zeros(1, np.float32)
         bm25 = self.weighting == "bm25"
+        norm = self._bm25_norm(prepared.avgdl) if bm25 else np.zeros(1, np.float32)
         kk = min(k, max(self.n_alive, 1))
         alive, masked = self.alive, self.n_alive < self.n_positions
         if allow is not None:
@@ -672,7 +749,8 @@ class SparseIndex:
         depth : int
             Hits per query (``k`` of :meth:`search`).
         **params
-            Further options of :meth:`search`: ``strategy``; ``share`` (impact indexes): the
+            Further options of :meth:`search`: ``strategy``; ``stats`` (BM25, corpus-wide
+            statistics); ``share`` (impact indexes): the
             queries cut to their heaviest terms that carry this share of their weight, and the
             hits and the lookup both score the cut queries (no exact rescoring, unlike
             :meth:`search`: in a hybrid search a leg's scores only feed the fusion, which then
@@ -688,7 +766,7 @@ class SparseIndex:
             thousand documents, scoring a hybrid search's hundreds of candidates afterwards
             costs about as much as the search. Elsewhere the lookup scores the ids it is given.
         """
-        prepared = self.prepare(queries)
+        prepared = self.prepare(queries, params.pop("stats", None))
         share = params.pop("share", None)
         if share is not None:
             check_share(share, self.weighting)
@@ -710,7 +788,7 @@ class SparseIndex:
         k = check_k(depth)
         threads = max(1, int(threads or numba.config.NUMBA_NUM_THREADS))
         bm25 = self.weighting == "bm25"
-        norm = self._bm25_norm() if bm25 else np.zeros(1, np.float32)
+        norm = self._bm25_norm(prepared.avgdl) if bm25 else np.zeros(1, np.float32)
         kk = min(k, max(self.n_alive, 1))
         alive = self.alive if allow is None else self._allowed_mask(allow)
         accs = np.zeros((n_q, self.n_positions), np.float32)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from granite_index.errors import DuplicateIdError, UnknownIdError
+from granite_index.index import Bm25Stats
 from granite_index.index.sparse import SparseIndex
 from tests.sparse_rows import random_csr, topical_csr
 
@@ -230,6 +231,85 @@ def test_retrieve_with_share_scores_the_cut_queries_consistently():
     np.testing.assert_array_equal(full.ids, idx.search(q, k=20).ids)
     with pytest.raises(ValueError, match="BM25"):
         SparseIndex("bm25").retrieve(q, 5, share=0.5)
+
+
+def _corpus_stats(parts, queries):
+    terms = {t for q in queries for t in parts[0].analyzer.tokens(q)}
+    return Bm25Stats.merge([p.bm25_stats(terms) for p in parts])
+
+
+@pytest.mark.parametrize("n_parts", [1, 2, 3])
+def test_parts_score_as_the_whole_with_corpus_statistics(n_parts):
+    rng = np.random.default_rng(30 + n_parts)
+    words = [f"w{i}" for i in range(60)] + ["alpha", "beta"]
+    texts = [" ".join(rng.choice(words, rng.integers(1, 25))) for _ in range(600)]
+    queries = [" ".join(rng.choice(words, rng.integers(1, 6))) for _ in range(25)]
+    queries.append("alpha beta unseen")
+    whole = SparseIndex.bm25("en")
+    parts = [SparseIndex.bm25("en") for _ in range(n_parts)]
+    keys = np.arange(len(texts))
+    owner = (keys * 2654435761 % 2**32) % n_parts  # routed by a hash of the key
+    live: set[int] = set()
+    for step in range(4):  # adds and deletes, several segments per part
+        batch = keys[step * 150 : (step + 1) * 150]
+        live |= set(batch.tolist())
+        whole.add_texts(batch, [texts[i] for i in batch])
+        for p, part in enumerate(parts):
+            mine = batch[owner[batch] == p]
+            part.add_texts(mine, [texts[i] for i in mine])
+        gone = rng.choice(sorted(live), 20, replace=False)
+        live -= set(gone.tolist())
+        whole.delete(gone)
+        for p, part in enumerate(parts):
+            part.delete(gone[owner[gone] == p])
+        stats = _corpus_stats(parts, queries)
+        own = _corpus_stats([whole], queries)
+        assert (stats.n_docs, stats.total_len, stats.df) == (own.n_docs, own.total_len, own.df)
+        probe = np.tile(np.array(sorted(live))[::7], (len(queries), 1))
+        want = whole.score(queries, probe, stats=own)
+        got = np.full(probe.shape, np.nan, np.float32)
+        for p, part in enumerate(parts):
+            mask = owner[probe] == p
+            s = part.score(queries, np.where(mask, probe, -1), stats=stats)
+            got[mask] = s[mask]
+        np.testing.assert_array_equal(got, want)  # bit for bit
+        assert (want > 0).mean() > 0.3
+        # a global top-k merged from the parts' top-k equals the whole's
+        ref = whole.search(queries, k=10, stats=own)
+        hits = [part.search(queries, k=10, stats=stats) for part in parts]
+        for q in range(len(queries)):
+            merged = sorted(
+                (float(s), int(i)) for h in hits for i, s in zip(h.ids[q], h.scores[q]) if i >= 0
+            )
+            top = sorted(merged, key=lambda x: -x[0])[:10]
+            assert [s for s, _ in top] == ref.scores[q][ref.ids[q] >= 0].tolist()
+        # the part's retrieve (kept scores) agrees with its search and score
+        res, lookup = parts[0].retrieve(queries, 10, stats=stats)
+        np.testing.assert_array_equal(
+            res.scores, parts[0].search(queries, k=10, stats=stats).scores
+        )
+        np.testing.assert_array_equal(lookup(probe), parts[0].score(queries, probe, stats=stats))
+    # without stats each part scores with its own statistics: different from the whole's
+    if n_parts > 1:
+        alone = parts[0].score(queries, np.where(owner[probe] == 0, probe, -1))
+        assert not np.array_equal(alone[owner[probe] == 0], want[owner[probe] == 0])
+
+
+def test_corpus_statistics_are_for_bm25_texts(small):
+    stats = small.bm25_stats(["cat", "dog", "zebra"])
+    assert stats.n_docs == 2 and stats.df == {"cat": 1, "dog": 1}
+    assert stats.avgdl == small.avgdl
+    with pytest.raises(ValueError, match="BM25"):
+        SparseIndex("impact").bm25_stats(["x"])
+    with pytest.raises(ValueError, match="BM25 index of texts"):
+        SparseIndex("impact").search(([0, 1], [0], [1.0]), stats=stats)
+    prepared = small.prepare(["cat"], stats)
+    with pytest.raises(ValueError, match="not with PreparedQueries"):
+        small.prepare(prepared, stats)
+    # an unseen-here term with a corpus-wide df still has its corpus idf (and matches nothing)
+    wide = Bm25Stats(100, 300.0, {"cat": 10, "dog": 50})
+    s = small.score(["cat dog"], [[1, 2]], stats=wide)
+    assert s[0, 0] > s[0, 1] > 0  # rarer "cat" weighs more corpus-wide
 
 
 def test_prepared_queries_give_the_same_results_and_go_stale_on_change():
