@@ -8,6 +8,9 @@ Modules
   (:data:`MODES`) and the default fusion depth (:data:`DEFAULT_DEPTH`), defined once here.
 - :mod:`~granite_index.search.queries`: :class:`EncodedQueries`, query texts encoded per leg.
 - :mod:`~granite_index.search.hybrid`: :class:`HybridSearcher`, :func:`default_fusion`.
+- :mod:`~granite_index.search.sharded`: :class:`ShardedLeg`, one leg over disjoint shards that
+  answers as one index of their documents (global ids, corpus-wide BM25 statistics, merged
+  lists, routed lookups).
 
 Imports: :mod:`granite_index.index`, :mod:`granite_index.fusion` and the shared types; never
 storage or documents, never torch (a leg receives its query-encoding function).
@@ -30,6 +33,7 @@ from granite_index.search.legs import (
     check_leg_names,
 )
 from granite_index.search.queries import EncodedQueries, as_encoded, encode_queries
+from granite_index.search.sharded import ShardedLeg
 
 __all__ = [
     "DEFAULT_DEPTH",
@@ -41,6 +45,7 @@ __all__ = [
     "HybridSearcher",
     "Leg",
     "LegHits",
+    "ShardedLeg",
     "SpladeLeg",
     "as_encoded",
     "check_depth",
