@@ -491,7 +491,10 @@ class SparseIndex:
             index's own, so that an index holding part of a corpus scores its documents
             exactly as one index of the whole corpus would (see :meth:`bm25_stats`). Terms of
             equal weight are then added in the order of their strings (not of this index's
-            term ids), so that every part adds them alike.
+            term ids), so that every part adds them alike. The segments cache term scores for
+            one average length: alternating between the index's own statistics and corpus-wide
+            ones refills them each time, and the two must not be mixed on one index from
+            several threads at once.
 
         Returns
         -------
@@ -685,6 +688,8 @@ class SparseIndex:
         if strategy not in ("auto", "exhaustive", "pruned"):
             raise ValueError(f"strategy must be 'auto', 'exhaustive' or 'pruned'; got {strategy!r}")
         if share is not None:
+            if stats is not None:
+                raise ValueError("stats are for BM25 search, share for impact indexes: not both")
             return self._search_approximate(queries, k, share, threads, allow)
         prepared = self.prepare(queries, stats)
         q_ptr, q_terms, q_w = prepared[:3]

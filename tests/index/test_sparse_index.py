@@ -303,6 +303,8 @@ def test_corpus_statistics_are_for_bm25_texts(small):
         SparseIndex("impact").bm25_stats(["x"])
     with pytest.raises(ValueError, match="BM25 index of texts"):
         SparseIndex("impact").search(([0, 1], [0], [1.0]), stats=stats)
+    with pytest.raises(ValueError, match="not both"):
+        SparseIndex("impact").search(([0, 1], [0], [1.0]), stats=stats, share=0.5)
     prepared = small.prepare(["cat"], stats)
     with pytest.raises(ValueError, match="not with PreparedQueries"):
         small.prepare(prepared, stats)
