@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from granite_index.fusion import RRF, ConvexFusion
 from granite_index.index import DenseIndex, SparseIndex
@@ -113,3 +115,50 @@ def test_a_sharded_leg_checks_its_shards():
     keys = leg.split(np.array([[0, 1, 5, -1]]))
     np.testing.assert_array_equal(keys[0], [[0, -1, -1, -1]])
     np.testing.assert_array_equal(keys[1], [[-1, 0, 2, -1]])
+
+
+OPS = st.lists(
+    st.tuples(st.integers(1, 40), st.floats(0.0, 0.5)),  # (documents added, share deleted)
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=OPS, n_shards=st.sampled_from([1, 2, 4]), seed=st.integers(0, 2**16))
+def test_any_adds_and_deletes_keep_sharded_legs_equal_to_one_index(ops, n_shards, seed):
+    rng = np.random.default_rng(seed)
+    one = _legs(np.zeros(0, np.int64), [])
+    shards = [_legs(np.zeros(0, np.int64), []) for _ in range(n_shards)]
+    live: list[int] = []
+    next_id = 0
+    for n_add, share in ops:
+        ids = np.arange(next_id, next_id + n_add)
+        next_id += n_add
+        texts = [" ".join(rng.choice(WORDS[:30], rng.integers(1, 12))) for _ in ids]
+        _add(*(one[n].index for n in ("bm25", "sparse", "dense")), ids, texts)
+        for s, legs in enumerate(shards):
+            mine = ids % n_shards == s
+            _add(
+                *(legs[n].index for n in ("bm25", "sparse", "dense")),
+                ids[mine] // n_shards,
+                [t for t, m in zip(texts, mine) if m],
+            )
+        live += ids.tolist()
+        gone = rng.choice(live, int(share * len(live)), replace=False)
+        live = sorted(set(live) - set(gone.tolist()))
+        _delete(one, gone)
+        for s, legs in enumerate(shards):
+            _delete(legs, gone[gone % n_shards == s] // n_shards)
+    queries = [" ".join(rng.choice(WORDS[:30], rng.integers(1, 4))) for _ in range(5)]
+    sharded = {name: ShardedLeg([legs[name] for legs in shards]) for name in one}
+    enc = {name: leg.encode_queries(queries) for name, leg in one.items()}
+    for name in one:
+        want = one[name].search(enc[name], 8)
+        got = sharded[name].search(enc[name], 8)
+        assert_same_ranking(want.ids, want.scores, got.ids, got.scores)
+        assert set(got.ids.ravel()) - {-1} <= set(live)
+    fusion = ConvexFusion({n: 1.0 for n in one}, "minmax")
+    want = HybridSearcher(one, fusion).search(enc, 5, 20)
+    got = HybridSearcher(sharded, fusion).search(enc, 5, 20)
+    assert_same_ranking(want[0], want[1], got[0], got[1])
