@@ -312,6 +312,10 @@ class Vocabulary:
                 self.add(t)
 
     # ------------------------------------------------------------ storage (batch at a time)
+    def terms_of(self, ids: list[int]) -> list[str]:
+        """The terms of term ids."""
+        return [self._terms[i] for i in ids]
+
     def lookup(self, terms: list[str]) -> list[int | None]:
         """The ids of ``terms`` (None for a term not in the vocabulary)."""
         return list(map(self._ids.get, terms))

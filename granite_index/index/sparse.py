@@ -549,7 +549,7 @@ class SparseIndex:
         strings (the order equal weights are added in)."""
         assert self.vocab is not None
         uniq, inverse = np.unique(q_terms, return_inverse=True)
-        words = [self.vocab[int(t)] for t in uniq.tolist()]
+        words = self.vocab.terms_of(uniq.tolist())
         df = np.array([stats.df.get(w, 0) for w in words], np.float64)
         n = stats.n_docs
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -61,6 +61,15 @@ class StoredVocabulary(Vocabulary):
             raise IndexError(f"term id {tid} out of range (vocabulary of {self._n} terms)")
         return self._map.ids_of(np.array([tid], np.int64))[0]
 
+    def terms_of(self, ids: list[int]) -> list[str]:
+        """The terms of term ids, in one read."""
+        if not ids:
+            return []
+        arr = np.asarray(ids, np.int64)
+        if arr.min() < 0 or arr.max() >= self._n:
+            raise IndexError(f"term ids out of range (vocabulary of {self._n} terms)")
+        return list(self._map.ids_of(arr))
+
     @property
     def terms(self) -> list[str]:
         """Every term, in id order (reads them all: for inspection and tests)."""
