@@ -314,6 +314,10 @@ class Vocabulary:
     # ------------------------------------------------------------ storage (batch at a time)
     def terms_of(self, ids: list[int]) -> list[str]:
         """The terms of term ids."""
+        n = len(self._terms)
+        bad = [i for i in ids if not 0 <= i < n]
+        if bad:
+            raise IndexError(f"term ids out of range (vocabulary of {n} terms): {bad[:5]}")
         return [self._terms[i] for i in ids]
 
     def lookup(self, terms: list[str]) -> list[int | None]:

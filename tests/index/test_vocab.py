@@ -65,3 +65,14 @@ def test_save_writes_the_new_terms_only_and_load_reads_them_back(tmp_path):
 def test_terms_given_at_creation_keep_first_ids():
     v = StoredVocabulary(["a", "b", "a", "c"])
     assert v.terms == ["a", "b", "c"] and v.get("c") == 2 and v.add("d") == 3
+
+
+@pytest.mark.parametrize("cls", [Vocabulary, StoredVocabulary])
+def test_terms_of_reads_a_batch_of_ids(cls):
+    vocab = cls(["alpha", "beta", "gamma", "delta"])
+    assert vocab.terms_of([2, 0, 2, 3]) == ["gamma", "alpha", "gamma", "delta"]
+    assert vocab.terms_of([]) == []
+    assert [vocab[i] for i in range(4)] == vocab.terms_of([0, 1, 2, 3])
+    for bad in ([4], [-1]):
+        with pytest.raises(IndexError):
+            vocab.terms_of(bad)
