@@ -88,22 +88,23 @@ def main() -> None:
             name: ShardedLeg([p[name] for p in parts]) for name in ("bm25", "sparse", "dense")
         }
 
-    def global_doc(setup: str, ids: np.ndarray) -> list[str]:
+    def global_doc(ids: np.ndarray) -> list[str]:
         # the single index's keys are corpus positions; a sharded leg's global ids are too
+        # (shard s of n holds position s + j * n as its key j)
         return [doc_ids[i] for i in ids if i >= 0]
 
     methods: dict[tuple[str, str], Callable[[int], list[str]]] = {}
     for setup, legs in setups.items():
         for name, leg in legs.items():
 
-            def one(i, leg=leg, name=name, setup=setup):
-                return global_doc(setup, leg.search(one_q[i][name], K, threads=1).ids[0])
+            def one(i, leg=leg, name=name):
+                return global_doc(leg.search(one_q[i][name], K, threads=1).ids[0])
 
             methods[(setup, name)] = one
         searcher = HybridSearcher(legs)
 
-        def hybrid(i, searcher=searcher, setup=setup):
-            return global_doc(setup, searcher.search(one_q[i], K, DEPTH, threads=1)[0][0])
+        def hybrid(i, searcher=searcher):
+            return global_doc(searcher.search(one_q[i], K, DEPTH, threads=1)[0][0])
 
         methods[(setup, "hybrid")] = hybrid
     n_q = len(qtexts)
