@@ -43,10 +43,7 @@ class Bm25Stats(NamedTuple):
             for term, n in part.df.items():
                 df[term] = df.get(term, 0) + n
         n = sum(p.n_docs for p in parts)
-        total = 0.0
-        for p in parts:
-            total += p.total_len
-        return cls(n, total, df)
+        return cls(n, float(sum(p.total_len for p in parts)), df)
 
 
 def query_csr(queries: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -406,6 +406,11 @@ class SparseIndex:
         self._version = self._version + 1
         self._norm = None
         self._lookup = None
+        self._clear_term_caches()
+
+    def _clear_term_caches(self) -> None:
+        """Empty every segment's BM25 term-score cache and, for BM25, its term bounds (both are
+        computed from the norm)."""
         for seg in self.segments:
             if seg.ready is not None:
                 seg.ready[:] = 0
@@ -450,11 +455,7 @@ class SparseIndex:
         if self._norm is not None and self._norm_avgdl == a:
             return self._norm
         if self._norm is not None:  # the caches were filled for another average length
-            for seg in self.segments:
-                if seg.ready is not None:
-                    seg.ready[:] = 0
-                if seg.bounded is not None:
-                    seg.bounded[:] = 0
+            self._clear_term_caches()
         self._norm = (self.k1 * (1 - self.b + self.b * (self.dl / np.float32(a)))).astype(
             np.float32
         )
@@ -468,9 +469,7 @@ class SparseIndex:
         inside = term_ids < len(self.df)
         known = term_ids[inside]
         df[inside] = self.df[known] - self._dead_postings(known)
-        n = self.n_alive
-        idf = np.log1p((n - df + 0.5) / (df + 0.5))
-        return np.where(df > 0, idf, 0.0)
+        return bm25_idf(df, self.n_alive)
 
     def _query_batch(self, queries: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if isinstance(queries, str) or (
@@ -551,9 +550,7 @@ class SparseIndex:
         uniq, inverse = np.unique(q_terms, return_inverse=True)
         words = self.vocab.terms_of(uniq.tolist())
         df = np.array([stats.df.get(w, 0) for w in words], np.float64)
-        n = stats.n_docs
-        with np.errstate(divide="ignore", invalid="ignore"):
-            idf = np.where(df > 0, np.log1p((n - df + 0.5) / (df + 0.5)), 0.0)
+        idf = bm25_idf(df, stats.n_docs)
         by_word = np.argsort(np.argsort(np.array(words, dtype=object), kind="stable"))
         return (idf[inverse] * q_vals).astype(np.float32), by_word[inverse]
 
@@ -593,17 +590,23 @@ class SparseIndex:
         """
         prepared = self.prepare(queries, stats)
         q_ptr, q_terms, q_w = prepared[:3]
+        pos = self._id_positions(ids, len(q_ptr) - 1)
+        out = self._score_positions(q_ptr, q_terms, q_w, pos, prepared.avgdl)
+        out[pos < 0] = np.nan
+        return out
+
+    def _id_positions(self, ids: Any, n_q: int) -> np.ndarray:
+        """Keys per query, int (n_queries, m), ``-1`` padding → live positions (-1 where padded,
+        absent or deleted), after checking their shape and type."""
         ids = np.asarray(ids)
-        if ids.ndim != 2 or ids.shape[0] != len(q_ptr) - 1:
-            raise ValueError(f"ids must be (n_queries, m) = ({len(q_ptr) - 1}, m); got {ids.shape}")
+        if ids.ndim != 2 or ids.shape[0] != n_q:
+            raise ValueError(f"ids must be (n_queries, m) = ({n_q}, m); got {ids.shape}")
         if ids.size and ids.dtype.kind not in "iu":
             raise TypeError(f"ids must be integers; got {ids.dtype}")
         ids = ids.astype(np.int64)
         pos = self._positions(ids.ravel()).reshape(ids.shape)
         pos[ids < 0] = -1
-        out = self._score_positions(q_ptr, q_terms, q_w, pos, prepared.avgdl)
-        out[pos < 0] = np.nan
-        return out
+        return pos
 
     def _score_positions(
         self,
@@ -813,14 +816,7 @@ class SparseIndex:
         """:meth:`score` of ``ids`` read from the scores :meth:`retrieve` kept."""
         if version != self._version:
             raise ValueError("this index changed since these scores were kept; retrieve again")
-        ids = np.asarray(ids)
-        if ids.ndim != 2 or ids.shape[0] != accs.shape[0]:
-            raise ValueError(f"ids must be (n_queries, m) = ({accs.shape[0]}, m); got {ids.shape}")
-        if ids.size and ids.dtype.kind not in "iu":
-            raise TypeError(f"ids must be integers; got {ids.dtype}")
-        ids = ids.astype(np.int64)
-        pos = self._positions(ids.ravel()).reshape(ids.shape)
-        pos[ids < 0] = -1
+        pos = self._id_positions(ids, accs.shape[0])
         out = np.take_along_axis(accs, np.maximum(pos, 0), axis=1)
         out[pos < 0] = np.nan
         return out
@@ -991,6 +987,14 @@ def _write_arrays(folder: Path, **arrays: np.ndarray) -> None:
     for name, arr in arrays.items():
         np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
     os.replace(tmp, folder)
+
+
+def bm25_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
+    """Lucene BM25 idf of document frequencies ``df`` (float64) among ``n_docs`` live documents;
+    0 where ``df`` is 0. One formula for an index's own statistics and corpus-wide ones, so that
+    both give the same bits."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # statistics a caller got wrong
+        return np.where(df > 0, np.log1p((n_docs - df + 0.5) / (df + 0.5)), 0.0)
 
 
 def check_share(share: Any, weighting: str) -> None:

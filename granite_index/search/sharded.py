@@ -15,7 +15,8 @@ not know the other shards' insertion order): ids and scores are equal otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -101,18 +102,7 @@ class ShardedLeg:
         scores = np.concatenate([p[1] for p in parts], axis=1)
         top_ids, top_scores = _top(ids, scores, depth)
         lookups = [p[2] for p in parts]
-
-        def lookup(want: np.ndarray) -> np.ndarray:
-            want = np.asarray(want, np.int64)
-            out = np.full(want.shape, np.nan, np.float32)
-            for s, keys in enumerate(self.split(want)):
-                mine = keys >= 0
-                if mine.any():
-                    got = np.asarray(lookups[s](keys), np.float32)
-                    out[mine] = got[mine]
-            return out
-
-        return LegHits(top_ids, top_scores, lookup)
+        return LegHits(top_ids, top_scores, lambda want: self._routed(want, lookups))
 
     def search(
         self, queries: Any, k: int, *, threads: int | None = None, allow: Any = None
@@ -121,18 +111,22 @@ class ShardedLeg:
         return SearchResult(hits.ids, hits.scores)
 
     def score(self, queries: Any, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids, np.int64)
         stats = self.bm25_stats(queries)
+        if stats is not None:
+            calls = [partial(leg.index.score, queries, stats=stats) for leg in self.shards]
+        else:
+            calls = [partial(leg.score, queries) for leg in self.shards]
+        return self._routed(ids, calls)
+
+    def _routed(self, ids: np.ndarray, calls: Sequence[Callable[[np.ndarray], Any]]) -> np.ndarray:
+        """Scores of global ``ids`` (n_queries, m): each shard's ``calls[s](keys)`` (its keys,
+        ``-1`` elsewhere) where it owns the id, NaN for padding."""
+        ids = np.asarray(ids, np.int64)
         out = np.full(ids.shape, np.nan, np.float32)
-        for leg, keys in zip(self.shards, self.split(ids)):
+        for call, keys in zip(calls, self.split(ids)):
             mine = keys >= 0
-            if not mine.any():
-                continue
-            if stats is not None:
-                got = leg.index.score(queries, keys, stats=stats)
-            else:
-                got = leg.score(queries, keys)
-            out[mine] = np.asarray(got, np.float32)[mine]
+            if mine.any():
+                out[mine] = np.asarray(call(keys), np.float32)[mine]
         return out
 
 
